@@ -1,0 +1,157 @@
+"""The database tables. Names follow the module design (``scheduler_*``).
+
+Every timestamp goes through :class:`UTCDateTime`, which refuses naive datetimes and
+always hands back aware UTC values, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import Column as C
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime. Naive values are a bug and are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite keeps text; a fixed naive-UTC format sorts and compares correctly.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _now_column(name: str) -> C[datetime]:
+    return C(name, UTCDateTime(), nullable=False)
+
+
+events = Table(
+    "scheduler_events",
+    metadata,
+    C("id", Integer, primary_key=True, autoincrement=True),
+    C("name", String(100), nullable=False, unique=True),
+    C("description", Text, nullable=False, default=""),
+    C("module_id", String(100), nullable=True, index=True),
+    C("function_name", String(255), nullable=True),
+    C("parameters", JSON, nullable=True),
+    # "config" events belong to the config files; "user" events to the API / library.
+    C("source", String(10), nullable=False),
+    C("spec", JSON, nullable=False),
+    C("spec_hash", String(64), nullable=False),
+    C("schedule_hash", String(64), nullable=False),
+    C("recurring", Boolean, nullable=False),
+    C("interval_type", String(20), nullable=True),
+    C("interval_value", String(100), nullable=True),
+    # active | completed | failed | cancelled; a pause is kept apart, in "paused".
+    C("status", String(20), nullable=False, default="active"),
+    C("enabled", Boolean, nullable=False, default=True),
+    C("paused", Boolean, nullable=False, default=False),
+    C("next_execution", UTCDateTime(), nullable=True),
+    C("last_execution", UTCDateTime(), nullable=True),
+    C("execution_count", Integer, nullable=False, default=0),
+    C("failure_count", Integer, nullable=False, default=0),
+    C("max_executions", Integer, nullable=True),
+    C("config_revision", String(64), nullable=True),
+    C("lease_owner", String(200), nullable=True),
+    C("lease_until", UTCDateTime(), nullable=True),
+    _now_column("created_at"),
+    _now_column("updated_at"),
+    Index("ix_scheduler_events_due", "status", "next_execution"),
+)
+
+executions = Table(
+    "scheduler_executions",
+    metadata,
+    C("id", Integer, primary_key=True, autoincrement=True),
+    C(
+        "event_id",
+        Integer,
+        ForeignKey("scheduler_events.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    C("scheduled_time", UTCDateTime(), nullable=False),
+    C("attempt", Integer, nullable=False, default=1),
+    # running | succeeded | failed | timed_out | interrupted | skipped | missed | coalesced
+    C("outcome", String(20), nullable=False),
+    C("success", Boolean, nullable=True),
+    C("started_at", UTCDateTime(), nullable=True),
+    C("finished_at", UTCDateTime(), nullable=True),
+    C("duration", Float, nullable=True),
+    C("result", JSON, nullable=True),
+    C("error", Text, nullable=True),
+    C("runner_id", String(200), nullable=True),
+    C("config_revision", String(64), nullable=True),
+    C("lease_until", UTCDateTime(), nullable=True),
+    _now_column("created_at"),
+    UniqueConstraint("event_id", "scheduled_time", "attempt", name="uq_scheduler_executions_run"),
+    Index("ix_scheduler_executions_outcome", "outcome"),
+    Index("ix_scheduler_executions_created_at", "created_at"),
+)
+
+cleanup_configs = Table(
+    "scheduler_cleanup_configs",
+    metadata,
+    C("id", Integer, primary_key=True, autoincrement=True),
+    C("name", String(100), nullable=False, unique=True),
+    C("source", String(10), nullable=False),
+    C("spec", JSON, nullable=False),
+    C("spec_hash", String(64), nullable=False),
+    C("directory", Text, nullable=False),
+    C("pattern", String(255), nullable=False),
+    C("priority", Integer, nullable=False, default=100),
+    C("module_id", String(100), nullable=True),
+    C("enabled", Boolean, nullable=False, default=True),
+    C("config_revision", String(64), nullable=True),
+    C("last_run", UTCDateTime(), nullable=True),
+    C("last_report", JSON, nullable=True),
+    _now_column("created_at"),
+    _now_column("updated_at"),
+)
+
+# Small facts about the deployment: the applied config revision, its last error, ...
+state = Table(
+    "scheduler_state",
+    metadata,
+    C("key", String(100), primary_key=True),
+    C("value", JSON, nullable=True),
+    _now_column("updated_at"),
+)
