@@ -1,0 +1,199 @@
+"""Database engines, transactions and schema migration.
+
+Two backends are supported: SQLite (through aiosqlite, the default) and PostgreSQL
+(through asyncpg). Everything that touches the database goes through
+:func:`write_transaction` or :func:`read_transaction`, so that SQLite takes its write lock
+at the start of a writing transaction (``BEGIN IMMEDIATE``) and waits for it up to the
+busy timeout, instead of failing with "database is locked" half-way through.
+
+Do not use the ``isolation_level`` execution option on SQLite engines made here: the
+driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from runner.errors import StoreError
+
+#: How long a SQLite connection waits for a lock before giving up, in milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+#: Key of the PostgreSQL advisory lock that serialises concurrent migrations.
+MIGRATION_LOCK_KEY = 0x72756E6E6572  # "runner"
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Execution option read by the SQLite "begin" listener: True makes it BEGIN IMMEDIATE.
+_WRITE_OPTION = "runner_write"
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_BACKEND_ALIASES = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+
+
+def async_url(url: str) -> str:
+    """The async SQLAlchemy form of a database URL.
+
+    ``sqlite://...`` becomes ``sqlite+aiosqlite://...`` and ``postgresql://...`` or
+    ``postgres://...`` becomes ``postgresql+asyncpg://...``; the rest of the URL is kept
+    byte for byte. A URL that already names a driver (``backend+driver://``) is kept,
+    except that the ``postgres`` alias is spelled ``postgresql``.
+
+    Raises :class:`StoreError` for anything that is not a SQLite or PostgreSQL URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    backend, plus, driver = scheme.partition("+")
+    canonical = _BACKEND_ALIASES.get(backend.lower()) if sep else None
+    if canonical is None or (plus and not driver):
+        raise StoreError(
+            f"unsupported database URL {_redacted(url)!r}: "
+            "expected sqlite:///path or postgresql://user@host/database"
+        )
+    new_scheme = f"{canonical}+{driver}" if plus else _ASYNC_DRIVERS[canonical]
+    return f"{new_scheme}://{rest}"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` (any form :func:`async_url` accepts).
+
+    SQLite connections get WAL journaling, a busy timeout of
+    :data:`SQLITE_BUSY_TIMEOUT_MS`, enforced foreign keys and ``synchronous=NORMAL``, and
+    their transactions are begun by SQLAlchemy (see :func:`write_transaction`). A SQLite
+    file whose directory does not exist is refused rather than created. PostgreSQL
+    connections are pinged when taken from the pool.
+
+    Raises :class:`StoreError` for an unusable URL. No connection is opened here.
+    """
+    full_url = async_url(url)
+    try:
+        parsed = make_url(full_url)
+        if parsed.get_backend_name() == "sqlite":
+            _check_sqlite_directory(parsed.database, dict(parsed.query))
+            engine = create_async_engine(full_url)
+            _install_sqlite_listeners(engine)
+            return engine
+        return create_async_engine(full_url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot create an engine for {_redacted(url)!r}: {exc}") from exc
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that may write; committed on normal exit.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE``: the write lock is taken
+    (waiting up to the busy timeout) before the first statement runs. On PostgreSQL it is
+    an ordinary transaction. Any exception rolls it back and propagates unchanged.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_WRITE_OPTION: True})
+        async with conn.begin():
+            yield conn
+
+
+@asynccontextmanager
+async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction meant for reading; committed on normal exit.
+
+    On SQLite this is a deferred ``BEGIN``, which takes no lock until the first read and
+    gives a consistent snapshot from then on. Writing in it is not prevented, but on
+    SQLite a write may fail with "database is locked" without waiting: use
+    :func:`write_transaction` for anything that writes.
+    """
+    async with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the database schema to the latest revision. Idempotent.
+
+    Safe to call from several processes at once: the migration runs in one write
+    transaction which, on PostgreSQL, first takes a transaction-level advisory lock and,
+    on SQLite, holds the database write lock. Whoever comes second waits and then finds
+    nothing to do.
+
+    Raises :class:`StoreError` if the database cannot be reached or migrated (for
+    instance when it carries a revision this version of runner does not know).
+    """
+    try:
+        async with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            await conn.run_sync(_upgrade_to_head)
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        raise StoreError(f"database migration failed: {exc}") from exc
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration for runner's migrations, built without an ini file.
+
+    ``connection``, if given, is the connection the migration environment runs on.
+    """
+    config = Config(attributes={"connection": connection})
+    # The value goes through ConfigParser interpolation, so "%" must be doubled.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+def _check_sqlite_directory(database: str | None, query: dict[str, Any]) -> None:
+    """Refuse a SQLite file in a directory that does not exist (memory and URIs pass)."""
+    if not database or database == ":memory:" or str(query.get("uri", "")).lower() == "true":
+        return
+    directory = Path(database).expanduser().parent
+    if not directory.is_dir():
+        raise StoreError(
+            f"cannot open SQLite database {database!r}: directory {str(directory)!r} does not exist"
+        )
+
+
+def _install_sqlite_listeners(engine: AsyncEngine) -> None:
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+
+
+def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """Set up a new SQLite connection; SQLAlchemy, not the driver, will emit BEGIN."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    """Begin a SQLite transaction: IMMEDIATE (write lock now) if marked as writing."""
+    write = conn.get_execution_options().get(_WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password masked, for error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
