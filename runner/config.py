@@ -1,0 +1,512 @@
+"""Config files → a validated :class:`~runner.specs.Config`, with every problem found at once.
+
+Loading runs in three stages, each reporting ``file:line:col`` problems:
+YAML (:mod:`runner.yamlsource`), the JSON Schema in ``scheduler.schema.json``, and the
+checks a schema cannot make (cron expressions that parse and fire, time zones that
+exist, names unique across files, safe cleanup directories). Nothing here touches the
+database or reads the clock: ``now`` is a parameter.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from runner import schedules
+from runner.errors import ConfigError, Problem
+from runner.specs import (
+    ApiSettings,
+    CleanupSpec,
+    CommandJob,
+    Config,
+    EventSpec,
+    FunctionJob,
+    HousekeeperSettings,
+    MisfirePolicy,
+    RetryPolicy,
+    Settings,
+    Source,
+    content_hash,
+)
+from runner.yamlsource import Parsed, parse, render_path
+
+YAML_SUFFIXES = (".yaml", ".yml")
+# Never cleaned, whatever a policy says: the file system root and the system's own trees.
+SYSTEM_ROOTS = frozenset(
+    [
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var",
+        "/usr/bin",
+        "/usr/lib",
+        "/usr/local",
+        "/usr/sbin",
+        "/var/lib",
+    ]
+)
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of config files (draft 2020-12)."""
+    text = resources.files("runner").joinpath("scheduler.schema.json").read_text("utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+@dataclass
+class Report:
+    """The outcome of validation: the config when valid, and every problem (errors and warnings)."""
+
+    config: Config | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def config_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The YAML files named by ``paths``: files as given, directories' ``*.yaml``/``*.yml``
+    (sorted, not recursive, hidden entries such as Kubernetes' ``..data`` skipped)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix in YAML_SUFFIXES and not p.name.startswith(".") and p.is_file()
+                )
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def load(
+    paths: Sequence[str | os.PathLike[str]],
+    environ: Mapping[str, str],
+    now: datetime,
+) -> Config:
+    """Load and validate; raise :class:`ConfigError` with every error when invalid."""
+    report = validate(paths, environ, now)
+    if report.config is None:
+        raise ConfigError(report.errors)
+    return report.config
+
+
+def validate(
+    paths: Sequence[str | os.PathLike[str]],
+    environ: Mapping[str, str],
+    now: datetime,
+) -> Report:
+    """Read and check every file under ``paths``. Never raises for bad input."""
+    files = config_files(paths)
+    if not files:
+        where = ", ".join(str(p) for p in paths)
+        return Report(None, [Problem(where, 0, 0, "no *.yaml or *.yml config file found")])
+    builder = _Builder(environ, now)
+    for file in files:
+        builder.add_file(file)
+    return builder.finish()
+
+
+class _Builder:
+    """Collects declarations across files, then resolves them into one Config."""
+
+    def __init__(self, environ: Mapping[str, str], now: datetime) -> None:
+        self.environ = environ
+        self.now = now
+        self.problems: list[Problem] = []
+        self.documents: list[tuple[str, Parsed]] = []
+
+    def add_file(self, path: Path) -> None:
+        name = str(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            self.problems.append(Problem(name, 0, 0, f"cannot read: {exc.strerror or exc}"))
+            return
+        except UnicodeDecodeError as exc:
+            self.problems.append(Problem(name, 1, 1, f"not UTF-8 text: {exc.reason}"))
+            return
+        parsed, problems = parse(text, name, self.environ)
+        self.problems.extend(problems)
+        if problems:
+            return
+        if parsed.data is None:
+            parsed.data = {}
+        schema_problems = _schema_problems(name, parsed)
+        self.problems.extend(schema_problems)
+        if not schema_problems:
+            self.documents.append((name, parsed))
+
+    def finish(self) -> Report:
+        if self.problems:
+            return Report(None, self.problems)
+        resolver = _Resolver(self.environ, self.now, self.documents)
+        config = resolver.resolve()
+        problems = resolver.problems
+        errors = [p for p in problems if p.severity == "error"]
+        return Report(None if errors else config, problems)
+
+
+# --- JSON Schema ------------------------------------------------------------------------
+
+
+def _schema_problems(file: str, parsed: Parsed) -> list[Problem]:
+    # One problem per place and message: jsonschema reports each missing field apart.
+    return list(dict.fromkeys(_each_schema_problem(file, parsed)))
+
+
+def _each_schema_problem(file: str, parsed: Parsed) -> Iterable[Problem]:
+    for error in _validator().iter_errors(parsed.data):
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            yield from _unknown_fields(file, parsed, error, path)
+            continue
+        line, col = parsed.mark(path)
+        yield Problem(file, line, col, _message(error), render_path(path))
+
+
+def _message(error: ValidationError) -> str:
+    custom = error.schema.get("x-errors", {}) if isinstance(error.schema, dict) else {}
+    if error.validator in custom:
+        return str(custom[error.validator])
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return "missing required field " + ", ".join(f"'{k}'" for k in missing)
+    if error.validator == "type":
+        return f"must be {_a(error.validator_value)}, not {_json_type(error.instance)}"
+    if error.validator == "enum":
+        options = ", ".join(str(v) for v in error.validator_value)
+        return f"{error.instance!r} is not one of: {options}"
+    return error.message
+
+
+def _unknown_fields(
+    file: str, parsed: Parsed, error: ValidationError, path: tuple[Any, ...]
+) -> Iterable[Problem]:
+    known = list(error.schema.get("properties", {}))
+    for key in error.instance:
+        if key in known or (key.startswith("x-") and not path):
+            continue
+        line, col = parsed.key_marks.get((*path, key), parsed.mark(path))
+        hint = difflib.get_close_matches(str(key), known, n=1)
+        message = f"unknown field '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+        yield Problem(file, line, col, message, render_path((*path, key)))
+
+
+def _a(types: str | list[str]) -> str:
+    names = [types] if isinstance(types, str) else types
+    return " or ".join(("an " if t[0] in "aeiou" else "a ") + t for t in names)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), "a list" if isinstance(value, list) else "a mapping"
+    )
+
+
+# --- Resolution: schema-valid data → specs --------------------------------------------------
+
+
+class _Resolver:
+    """Turns schema-valid documents into specs; reports what a schema cannot see."""
+
+    def __init__(
+        self, environ: Mapping[str, str], now: datetime, documents: list[tuple[str, Parsed]]
+    ) -> None:
+        self.environ = environ
+        self.now = now
+        self.documents = documents
+        self.problems: list[Problem] = []
+        self.sources: dict[str, Source] = {}
+
+    def problem(
+        self, where: tuple[str, Parsed, tuple[Any, ...]], message: str, severity: str = "error"
+    ) -> None:
+        file, parsed, path = where
+        line, col = parsed.mark(path)
+        self.problems.append(Problem(file, line, col, message, render_path(path), severity))
+
+    def resolve(self) -> Config:
+        settings = self._settings()
+        events = [
+            spec
+            for where, data in self._declarations("events")
+            if (spec := self._event(where, data, settings)) is not None
+        ]
+        config_paths = [file for file, _ in self.documents]
+        cleanups = [
+            spec
+            for where, data in self._declarations("cleanup")
+            if (spec := self._cleanup(where, data, settings, config_paths)) is not None
+        ]
+        revision = content_hash(
+            {
+                "settings": asdict(settings),
+                "events": [e.to_json() for e in events],
+                "cleanup": [c.to_json() for c in cleanups],
+            }
+        )
+        return Config(
+            settings=settings,
+            events=tuple(events),
+            cleanups=tuple(cleanups),
+            revision=revision,
+            files=tuple(config_paths),
+            sources=self.sources,
+        )
+
+    def _declarations(
+        self, section: str
+    ) -> Iterable[tuple[tuple[str, Parsed, tuple[Any, ...]], dict[str, Any]]]:
+        """Each declaration of ``section`` across files; duplicate names reported, first wins."""
+        first: dict[str, Source] = {}
+        for file, parsed in self.documents:
+            for index, data in enumerate(parsed.data.get(section) or []):
+                where = (file, parsed, (section, index))
+                line, col = parsed.mark((section, index, "name"))
+                name = data["name"]
+                if name in first:
+                    message = f"duplicate name '{name}' (first at {first[name]})"
+                    self.problem((file, parsed, (section, index, "name")), message)
+                    continue
+                first[name] = Source(file, line, col)
+                if section == "events":
+                    self.sources[name] = first[name]
+                yield where, data
+
+    def _settings(self) -> Settings:
+        found = [(f, p) for f, p in self.documents if "settings" in p.data]
+        for file, parsed in found[1:]:
+            message = f"settings may appear in one file only (already in {found[0][0]})"
+            self.problem((file, parsed, ("settings",)), message)
+        raw: dict[str, Any] = dict(found[0][1].data["settings"] or {}) if found else {}
+        housekeeper = HousekeeperSettings(**raw.pop("housekeeper", None) or {})
+        api_raw = dict(raw.pop("api", None) or {})
+        api_raw["allowed_functions"] = tuple(api_raw.get("allowed_functions", ()))
+        settings = Settings(**raw, housekeeper=housekeeper, api=ApiSettings(**api_raw))
+        if found:
+            self._check_settings(settings, (found[0][0], found[0][1], ("settings",)))
+        return settings
+
+    def _check_settings(
+        self, settings: Settings, where: tuple[str, Parsed, tuple[Any, ...]]
+    ) -> None:
+        file, parsed, path = where
+        if not _zone_exists(settings.timezone):
+            self.problem((file, parsed, (*path, "timezone")), _unknown_zone(settings.timezone))
+        message = schedules.check_cron(settings.housekeeper.schedule)
+        if message:
+            self.problem((file, parsed, (*path, "housekeeper", "schedule")), message)
+
+    def _event(
+        self, where: tuple[str, Parsed, tuple[Any, ...]], data: dict[str, Any], settings: Settings
+    ) -> EventSpec | None:
+        file, parsed, path = where
+        schedule = self._schedule((file, parsed, (*path, "schedule")), data["schedule"], settings)
+        job = self._job(where, data)
+        retry_raw = data.get("retry", {})
+        default = settings.default_retry
+        retry = RetryPolicy(
+            attempts=retry_raw.get("attempts", default.attempts),
+            delay=retry_raw.get("delay", default.delay),
+            backoff=retry_raw.get("backoff", default.backoff),
+            max_delay=retry_raw.get("max_delay"),
+        )
+        if schedule is None or job is None:
+            return None
+        return EventSpec(
+            name=data["name"],
+            schedule=schedule,
+            job=job,
+            description=data.get("description", ""),
+            module_id=data.get("module_id"),
+            timeout=data.get("timeout", settings.execution_timeout),
+            retry=retry,
+            overlap=data.get("overlap", "forbid"),
+            misfire=MisfirePolicy(**data.get("misfire", {})),
+            max_executions=data.get("max_executions"),
+            enabled=data.get("enabled", True),
+            jitter=data.get("jitter", 0),
+        )
+
+    def _schedule(
+        self, where: tuple[str, Parsed, tuple[Any, ...]], raw: dict[str, Any], settings: Settings
+    ) -> dict[str, Any] | None:
+        file, parsed, path = where
+        normal = dict(raw)
+        normal.setdefault("timezone", settings.timezone)
+        if not _zone_exists(normal["timezone"]):
+            field_path = (*path, "timezone") if "timezone" in raw else path
+            self.problem((file, parsed, field_path), _unknown_zone(normal["timezone"]))
+            return None
+        if "cron" in raw and (message := schedules.check_cron(raw["cron"])):
+            self.problem((file, parsed, (*path, "cron")), message)
+            return None
+        try:
+            schedule = schedules.from_spec(normal, settings.timezone)
+        except ValueError as exc:
+            key = next(k for k in ("at", "start", "every", "cron") if k in raw)
+            self.problem((file, parsed, (*path, key)), str(exc))
+            return None
+        self._schedule_warnings(where, schedule)
+        return normal
+
+    def _schedule_warnings(
+        self, where: tuple[str, Parsed, tuple[Any, ...]], schedule: schedules.Schedule
+    ) -> None:
+        if isinstance(schedule, schedules.At) and schedule.at <= self.now:
+            self.problem(
+                where, f"at {schedule.at.isoformat()} is in the past; it will not run", "warning"
+            )
+        for note in schedules.dst_notes(schedule, self.now):
+            self.problem(where, note, "warning")
+
+    def _job(
+        self, where: tuple[str, Parsed, tuple[Any, ...]], data: dict[str, Any]
+    ) -> FunctionJob | CommandJob | None:
+        file, parsed, path = where
+        if "function" in data:
+            return FunctionJob(data["function"], dict(data.get("parameters", {})))
+        command = data["command"]
+        shell = data.get("shell", False)
+        if isinstance(command, list):
+            if shell:
+                self.problem(
+                    (file, parsed, (*path, "shell")), "shell: true needs command as one string"
+                )
+                return None
+            argv = tuple(command)
+        elif shell:
+            argv = (command,)
+        else:
+            try:
+                argv = tuple(shlex.split(command))
+            except ValueError as exc:
+                self.problem((file, parsed, (*path, "command")), f"cannot split command: {exc}")
+                return None
+            if not argv:
+                self.problem((file, parsed, (*path, "command")), "command is empty")
+                return None
+        return CommandJob(
+            argv=argv, env=dict(data.get("env", {})), cwd=data.get("cwd"), shell=shell
+        )
+
+    def _cleanup(
+        self,
+        where: tuple[str, Parsed, tuple[Any, ...]],
+        data: dict[str, Any],
+        settings: Settings,
+        config_files: list[str],
+    ) -> CleanupSpec | None:
+        file, parsed, path = where
+        directory = os.path.normpath(
+            os.path.join(os.path.dirname(os.path.abspath(file)), data["directory"])
+        )
+        spec = CleanupSpec(
+            name=data["name"],
+            directory=directory,
+            pattern=data.get("pattern", "*"),
+            recursive=data.get("recursive", False),
+            exclude=tuple(data.get("exclude", ())),
+            retention_days=data.get("retention_days"),
+            max_files=data.get("max_files"),
+            max_size_mb=data.get("max_size_mb"),
+            priority=data.get("priority", 100),
+            module_id=data.get("module_id"),
+            enabled=data.get("enabled", True),
+            dry_run=data.get("dry_run", False),
+        )
+        database = self.environ.get("RUNNER_DATABASE_URL") or settings.database
+        refusal = unsafe_directory(spec, [*config_files, *sqlite_files(database)])
+        if refusal:
+            self.problem((file, parsed, (*path, "directory")), refusal)
+            return None
+        if spec.retention_days is None and spec.max_files is None and spec.max_size_mb is None:
+            days = settings.housekeeper.default_retention
+            message = (
+                "no retention_days, max_files or max_size_mb: "
+                f"housekeeper.default_retention ({days:g} days) applies"
+            )
+            self.problem(where, message, "warning")
+        return spec
+
+
+def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str | None:
+    """Why a cleanup policy may not run where it points, or None when it may."""
+    directory = os.path.normpath(spec.directory)
+    if directory in SYSTEM_ROOTS:
+        return f"refusing to clean {directory}: it is a system directory"
+    for protected in protected_files:
+        parent = os.path.dirname(os.path.abspath(protected))
+        reach = parent == directory or (spec.recursive and parent.startswith(directory + os.sep))
+        if reach:
+            return f"refusing to clean {directory}: it holds the runner's own {protected}"
+    return None
+
+
+def sqlite_files(url: str) -> list[str]:
+    """The database file an SQLite URL names (none for PostgreSQL or memory)."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return []
+    path = url.split(":///", 1)[1]
+    return [path] if path and path != ":memory:" else []
+
+
+def _zone_exists(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _unknown_zone(name: str) -> str:
+    return f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)"

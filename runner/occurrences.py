@@ -1,0 +1,48 @@
+"""When an event fires: its schedule plus its stable jitter. Pure."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from datetime import datetime, timedelta
+
+from runner import schedules
+from runner.specs import EventSpec
+
+
+def jitter(spec: EventSpec) -> timedelta:
+    """A pseudo-random delay in ``[0, spec.jitter]`` seconds, the same for every occurrence."""
+    if not spec.jitter:
+        return timedelta(0)
+    digest = hashlib.sha256(spec.name.encode()).digest()
+    return timedelta(seconds=int.from_bytes(digest[:8], "big") % (spec.jitter + 1))
+
+
+def schedule_of(spec: EventSpec) -> schedules.Schedule:
+    """The schedule object of ``spec`` (built once per distinct schedule)."""
+    return _build(json.dumps(dict(spec.schedule), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=65536)
+def _build(key: str) -> schedules.Schedule:
+    return schedules.from_spec(json.loads(key))
+
+
+def next_fire(spec: EventSpec, after: datetime) -> datetime | None:
+    """The first fire time strictly after ``after``, jitter included; None when there is none."""
+    offset = jitter(spec)
+    occurrence = schedule_of(spec).next_after(after - offset)
+    return None if occurrence is None else occurrence + offset
+
+
+def first_fire(spec: EventSpec, now: datetime) -> datetime | None:
+    """The fire time a newly created (or rescheduled) event starts from.
+
+    A one-time event keeps its time even when it has passed, so the misfire policy can
+    decide, visibly, whether it still runs; recurring events start from the next fire.
+    """
+    schedule = schedule_of(spec)
+    if isinstance(schedule, schedules.At):
+        return schedule.at + jitter(spec)
+    return next_fire(spec, now)

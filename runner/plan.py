@@ -1,0 +1,118 @@
+"""Reconcile planning: what a config asks for against what the database holds. Pure.
+
+The plan names each create, update and delete, and whether an update moves the
+schedule (and so resets the next fire time) or leaves runtime state alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runner.specs import CleanupSpec, Config, EventSpec
+
+Action = Literal["create", "update", "delete"]
+Kind = Literal["event", "cleanup"]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the database holds for one named event or policy."""
+
+    name: str
+    source: str  # "config" or "user"
+    spec: Mapping[str, Any]
+    spec_hash: str
+    schedule_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of a plan. ``fields`` lists the top-level fields an update changes."""
+
+    action: Action
+    kind: Kind
+    name: str
+    fields: tuple[str, ...] = ()
+    reschedule: bool = False
+
+    def render(self) -> str:
+        sign = {"create": "+", "update": "~", "delete": "-"}[self.action]
+        detail = f": {', '.join(self.fields)}" if self.fields else ""
+        return f"{sign} {self.action} {self.kind} {self.name}{detail}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes reconcile would make, and what stops it from making them."""
+
+    changes: tuple[Change, ...] = ()
+    conflicts: tuple[str, ...] = field(default_factory=tuple)
+    refused_empty: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    def summary(self) -> str:
+        if self.empty:
+            return "No changes: the database matches the config."
+        parts = (f"{self.count(a)} to {a}" for a in ("create", "update", "delete"))
+        return "Plan: " + ", ".join(parts) + "."
+
+
+def diff(
+    config: Config,
+    events: Mapping[str, Stored],
+    cleanups: Mapping[str, Stored],
+    allow_empty: bool = False,
+) -> Plan:
+    """Compare ``config`` with the stored events and policies of both sources.
+
+    User-owned rows are never planned for change; a config declaration that takes a
+    user row's name is a conflict. A config that declares nothing while the database
+    holds config rows is refused unless ``allow_empty`` (deleting all takes intent).
+    """
+    conflicts = [
+        f"{kind} '{name}' already exists as a user {kind} (created through the API or library)"
+        for kind, specs, stored in (
+            ("event", config.events, events),
+            ("cleanup", config.cleanups, cleanups),
+        )
+        for name in (s.name for s in specs)
+        if name in stored and stored[name].source != "config"
+    ]
+    changes = [
+        *_diff_kind("event", config.events, events),
+        *_diff_kind("cleanup", config.cleanups, cleanups),
+    ]
+    has_config_rows = any(s.source == "config" for s in [*events.values(), *cleanups.values()])
+    refused = config.empty and has_config_rows and not allow_empty
+    return Plan(tuple(changes), tuple(conflicts), refused)
+
+
+def _diff_kind(
+    kind: Kind, specs: Iterable[EventSpec | CleanupSpec], stored: Mapping[str, Stored]
+) -> Iterable[Change]:
+    declared = set()
+    for spec in specs:
+        declared.add(spec.name)
+        current = stored.get(spec.name)
+        if current is None:
+            yield Change("create", kind, spec.name)
+        elif current.source == "config" and current.spec_hash != spec.spec_hash:
+            new = spec.to_json()
+            changed = tuple(
+                sorted(
+                    k for k in new.keys() | current.spec.keys() if new.get(k) != current.spec.get(k)
+                )
+            )
+            moved = isinstance(spec, EventSpec) and spec.schedule_hash != current.schedule_hash
+            yield Change("update", kind, spec.name, changed, moved)
+    for name in sorted(stored.keys() - declared):
+        if stored[name].source == "config":
+            yield Change("delete", kind, name)

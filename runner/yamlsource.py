@@ -1,0 +1,208 @@
+"""YAML → plain data, keeping where every value came from.
+
+Safe loading only. Besides the data, :func:`parse` returns the line and column of every
+value and every mapping key, so later checks can point at ``file:line:col``. It also
+replaces ``${VAR}`` / ``${VAR:-default}`` in string values, refuses duplicate keys and
+refuses documents whose aliases expand far beyond their size (the "billion laughs").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from runner.errors import Problem
+
+Path = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Expanded nodes allowed per distinct node, and at least this many in all.
+_EXPANSION_FACTOR = 20
+_EXPANSION_FLOOR = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without implicit timestamps: times stay strings, parsed in the schedule's zone."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class Parsed:
+    """The data of one YAML document, and where each part of it stands."""
+
+    data: Any
+    marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def mark(self, path: Path) -> tuple[int, int]:
+        """Line and column of ``path``, or of its nearest ancestor that has one."""
+        while path and path not in self.marks:
+            path = path[:-1]
+        return self.marks.get(path, (1, 1))
+
+
+class _Abort(Exception):
+    """Stop walking a document that is hopeless (an alias bomb)."""
+
+
+def parse(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, list[Problem]]:
+    """Parse one YAML document. Problems are returned, never raised."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Parsed(None), []
+        walker = _Walker(file, environ, loader, _count_distinct(node))
+        try:
+            walker.visit(node, ())
+        except _Abort:
+            return Parsed(None), walker.problems
+        if walker.problems:
+            return Parsed(None), walker.problems
+        data = loader.construct_document(node)
+        return Parsed(data, walker.marks, walker.key_marks), []
+    except yaml.MarkedYAMLError as exc:
+        return Parsed(None), [_yaml_problem(file, exc)]
+    except yaml.YAMLError as exc:
+        return Parsed(None), [Problem(file, 1, 1, f"invalid YAML: {exc}")]
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = " ".join(part for part in (exc.context, exc.problem) if part)
+    return Problem(file, line, col, f"invalid YAML: {message}")
+
+
+def _count_distinct(root: Node) -> int:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    return len(seen)
+
+
+def _at(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Walker:
+    """One pass over the node graph: marks, duplicate keys, variables, expansion guard."""
+
+    def __init__(
+        self, file: str, environ: Mapping[str, str], loader: _Loader, distinct: int
+    ) -> None:
+        self.file = file
+        self.environ = environ
+        self.loader = loader
+        self.budget = max(_EXPANSION_FLOOR, _EXPANSION_FACTOR * distinct)
+        self.problems: list[Problem] = []
+        self.marks: dict[Path, tuple[int, int]] = {}
+        self.key_marks: dict[Path, tuple[int, int]] = {}
+        self._substituted: set[int] = set()
+
+    def visit(self, node: Node, path: Path) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            line, col = _at(node)
+            message = "aliases expand this document far beyond its size; refused (alias bomb?)"
+            self.problems.append(Problem(self.file, line, col, message))
+            raise _Abort
+        self.marks.setdefault(path, _at(node))
+        if isinstance(node, ScalarNode):
+            self._substitute(node, path)
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                self.visit(item, (*path, index))
+        elif isinstance(node, MappingNode):
+            self._visit_mapping(node, path)
+
+    def _visit_mapping(self, node: MappingNode, path: Path) -> None:
+        seen: dict[str, int] = {}
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.append(value_node)
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                message = f"duplicate key '{key}' (first at line {seen[key]})"
+                line, col = _at(key_node)
+                self.problems.append(Problem(self.file, line, col, message, _render((*path, key))))
+                continue
+            seen[key] = key_node.start_mark.line + 1
+            self.key_marks[(*path, key)] = _at(key_node)
+            self.visit(value_node, (*path, key))
+        for source in merged:
+            # Merged keys have lower precedence; they stand where the anchor was defined.
+            for mapping in source.value if isinstance(source, SequenceNode) else [source]:
+                self._visit_merged(mapping, path, seen)
+
+    def _visit_merged(self, node: Node, path: Path, seen: dict[str, int]) -> None:
+        if not isinstance(node, MappingNode):
+            return  # the constructor reports a merge of a non-mapping
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key_node.tag != _MERGE and key not in seen:
+                seen[key] = key_node.start_mark.line + 1
+                self.key_marks[(*path, key)] = _at(key_node)
+                self.visit(value_node, (*path, key))
+
+    def _substitute(self, node: ScalarNode, path: Path) -> None:
+        if node.tag != _STR or id(node) in self._substituted or "$" not in node.value:
+            return
+        self._substituted.add(id(node))
+        original = node.value
+        node.value = _VAR.sub(lambda m: self._replacement(m, node, path), original)
+        whole = _VAR.fullmatch(original)
+        if node.style is None and whole and not whole.group(1):
+            # A plain `timeout: ${TIMEOUT}` becomes a number, as if written in place.
+            node.tag = self.loader.resolve(ScalarNode, node.value, (True, False))
+
+    def _replacement(self, match: re.Match[str], node: ScalarNode, path: Path) -> str:
+        escaped, name, default = match.groups()
+        if escaped:
+            return match.group(0)[1:]
+        value = self.environ.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        if value is None:
+            line, col = _at(node)
+            message = f"environment variable {name} is not set (write ${{{name}:-default}})"
+            self.problems.append(Problem(self.file, line, col, message, _render(path)))
+        return ""
+
+
+def _render(path: Path) -> str:
+    """``('events', 0, 'schedule')`` → ``events[0].schedule``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+render_path = _render
