@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import json
+import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from runner import config as configs
-from runner import reconciler, schedules
+from runner import logs, reconciler, schedules
 from runner.clock import SystemClock
 from runner.errors import ConfigError, NotFound, Problem, RunnerError
+from runner.loop import Runner
 from runner.occurrences import next_fire
 from runner.specs import Config, EventSpec
-from runner.store.sql import EventRow, Store
+from runner.store.locks import exclusive_runner, sqlite_path
+from runner.store.sql import EventRow, ExecutionRow, Store
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES = 0, 1, 2
 CLOCK = SystemClock()
+log = logging.getLogger("runner")
 T = TypeVar("T")
 
 
@@ -74,7 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     nxt.add_argument("name")
     nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
     nxt.add_argument("--after", help="ISO time (default now); without offset, in the event's zone")
-    for sub in (plan, apply, listing, nxt):
+    run = command("run", cmd_run, "reconcile, watch the config, execute due jobs")
+    run.add_argument("--once", action="store_true", help="run what is due now, wait for it, exit")
+    run.add_argument("--no-watch", action="store_true", help="do not reload on config changes")
+    run.add_argument("--log-format", choices=["auto", "text", "json"], default="auto")
+    run.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "info"))
+    history = command("history", cmd_history, "executions, newest first")
+    history.add_argument("name", nargs="?")
+    history.add_argument("-n", "--limit", type=int, default=50)
+    history.add_argument("--json", action="store_true")
+    trigger = command("trigger", cmd_trigger, "run an event now (the runner starts it)")
+    pause = command("pause", cmd_pause, "pause an event")
+    resume = command("resume", cmd_resume, "resume a paused event from its next occurrence")
+    for sub in (trigger, pause, resume):
+        sub.add_argument("name")
+    for sub in (plan, apply, listing, nxt, run, history, trigger, pause, resume):
         _config_flag(sub)
         _db_flag(sub)
     command("schema", cmd_schema, "print the JSON Schema of config files")
@@ -226,6 +248,123 @@ def cmd_next(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_format, args.log_level)
+    # Like `python -m`: functions named in the config may live in the working directory.
+    sys.path.insert(0, os.getcwd())
+    config = _load(args)
+    url = database_url(args, config)
+    with exclusive_runner(url):
+        return asyncio.run(_serve(args, config, url))
+
+
+async def _serve(args: argparse.Namespace, config: Config, url: str) -> int:
+    store = await Store.open(url)
+    try:
+        await reconciler.apply(store, config, CLOCK.now())
+        runner = Runner(store, config.settings, CLOCK)
+        live = reconciler.LiveConfig([args.config], os.environ, store, CLOCK, config)
+        live.on_applied = lambda new: _adopt(runner, new)
+        runner.revision = lambda: live.current.revision
+        recovered = await store.recover(CLOCK.now(), everything=sqlite_path(url) is not None)
+        if recovered:
+            log.warning("recovered %d runs left running by a stopped runner", recovered)
+        if args.once:
+            await runner.run_once()
+            return EXIT_OK
+        return await _serve_forever(args, runner, live)
+    finally:
+        await store.close()
+
+
+async def _serve_forever(
+    args: argparse.Namespace, runner: Runner, live: reconciler.LiveConfig
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("%s received: stopping", signum.name)
+        stop.set()
+        runner.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    watcher = None if args.no_watch else asyncio.create_task(live.watch(stop))
+    log.info(
+        "runner started",
+        extra={"runner_id": runner.runner_id, "revision": live.current.revision[:12]},
+    )
+    await runner.run()
+    await runner.shutdown(live.current.settings.shutdown_grace)
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    log.info("runner stopped")
+    return EXIT_OK
+
+
+def _adopt(runner: Runner, config: Config) -> None:
+    """Take a newly applied config's settings and look at the database again."""
+    runner.settings = config.settings
+    runner.wake.set()
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    config = _load(args)
+
+    async def show(store: Store) -> int:
+        rows = await store.history(args.name, args.limit)
+        if args.json:
+            print(json.dumps([_execution_json(r) for r in rows], indent=2, default=str))
+            return EXIT_OK
+        header = [
+            "EVENT",
+            "SCHEDULED (UTC)",
+            "TRY",
+            "TRIGGER",
+            "OUTCOME",
+            "DURATION",
+            "RUNNER",
+            "ERROR",
+        ]
+        print(_table(header, [_execution_cells(r) for r in rows], "no executions"))
+        return EXIT_OK
+
+    return _with_store(args, config, show)
+
+
+def _change_event(args: argparse.Namespace, verb: str) -> int:
+    config = _load(args)
+
+    async def change(store: Store) -> int:
+        now = CLOCK.now()
+        if verb == "trigger":
+            found = await store.request_run(args.name, now)
+        else:
+            found = await store.set_paused(args.name, verb == "pause", now)
+        if not found:
+            raise NotFound(f"no event named '{args.name}'")
+        done = {"trigger": "run requested; the runner starts it within its check_interval"}
+        print(f"{args.name}: " + done.get(verb, f"{verb}d"))
+        return EXIT_OK
+
+    return _with_store(args, config, change)
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    return _change_event(args, "trigger")
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _change_event(args, "pause")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _change_event(args, "resume")
+
+
 async def _stored_spec(store: Store, name: str) -> EventSpec:
     row = await store.get_event(name)
     if row is None:
@@ -273,24 +412,46 @@ def _event_json(row: EventRow) -> dict[str, Any]:
 
 
 def _event_cells(row: EventRow) -> list[str]:
-    when = lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"  # noqa: E731
     schedule = " ".join(f"{k}={v}" for k, v in row.spec.schedule.items())
     return [
         row.name,
         row.display_status,
         row.source,
-        when(row.next_execution),
-        when(row.last_execution),
+        _when(row.next_execution),
+        _when(row.last_execution),
         str(row.execution_count),
         schedule,
     ]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _execution_json(row: ExecutionRow) -> dict[str, Any]:
+    return dataclasses.asdict(row)
+
+
+def _execution_cells(row: ExecutionRow) -> list[str]:
+    duration = f"{row.duration:.3f}s" if row.duration is not None else "-"
+    error = (row.error or "").replace("\n", " ")[:60]
+    return [
+        row.event,
+        _when(row.scheduled_time),
+        str(row.attempt),
+        row.trigger,
+        row.outcome,
+        duration,
+        row.runner_id or "-",
+        error,
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]], empty: str = "no events") -> str:
     if not rows:
-        return "no events"
+        return empty
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
         for r in [header, *rows]
     )
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"

@@ -212,25 +212,30 @@ def _each_schema_problem(file: str, parsed: Parsed) -> Iterable[Problem]:
 
 
 def _message(error: ValidationError) -> str:
-    custom = error.schema.get("x-errors", {}) if isinstance(error.schema, dict) else {}
+    schema: Any = error.schema
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    custom = schema.get("x-errors", {}) if isinstance(schema, dict) else {}
     if error.validator in custom:
         return str(custom[error.validator])
     if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in error.instance]
+        missing = [k for k in expected if k not in instance]
         return "missing required field " + ", ".join(f"'{k}'" for k in missing)
     if error.validator == "type":
-        return f"must be {_a(error.validator_value)}, not {_json_type(error.instance)}"
+        return f"must be {_a(expected)}, not {_json_type(instance)}"
     if error.validator == "enum":
-        options = ", ".join(str(v) for v in error.validator_value)
-        return f"{error.instance!r} is not one of: {options}"
+        options = ", ".join(str(v) for v in expected)
+        return f"{instance!r} is not one of: {options}"
     return error.message
 
 
 def _unknown_fields(
     file: str, parsed: Parsed, error: ValidationError, path: tuple[Any, ...]
 ) -> Iterable[Problem]:
-    known = list(error.schema.get("properties", {}))
-    for key in error.instance:
+    schema: Any = error.schema
+    instance: Any = error.instance
+    known = list(schema.get("properties", {}))
+    for key in instance:
         if key in known or (key.startswith("x-") and not path):
             continue
         line, col = parsed.key_marks.get((*path, key), parsed.mark(path))
@@ -283,9 +288,9 @@ class _Resolver:
         ]
         config_paths = [file for file, _ in self.documents]
         cleanups = [
-            spec
+            policy
             for where, data in self._declarations("cleanup")
-            if (spec := self._cleanup(where, data, settings, config_paths)) is not None
+            if (policy := self._cleanup(where, data, settings, config_paths)) is not None
         ]
         revision = content_hash(
             {

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+from watchfiles import awatch
+
+from runner import config as configs
+from runner.clock import Clock
 from runner.errors import Conflict
 from runner.plan import Plan, diff
 from runner.specs import Config
 from runner.store.sql import Store
+
+log = logging.getLogger("runner.config")
 
 EMPTY_REFUSAL = (
     "the config declares no events and no cleanup policies, but the database holds some "
@@ -39,3 +49,88 @@ async def apply(store: Store, config: Config, now: datetime, allow_empty: bool =
         return result
     await store.apply(config, result, now)
     return result
+
+
+class LiveConfig:
+    """The config a running runner works from: reloaded on change, the last good one kept.
+
+    An invalid edit is logged problem by problem (``file:line:col``), recorded in the
+    database for ``runner list`` and readiness, and otherwise ignored.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        environ: Mapping[str, str],
+        store: Store,
+        clock: Clock,
+        current: Config,
+        on_applied: Callable[[Config], None] = lambda _: None,
+    ) -> None:
+        self.paths = list(paths)
+        self.environ = environ
+        self.store = store
+        self.clock = clock
+        self.current = current
+        self.on_applied = on_applied
+        self.error: str | None = None
+        # What to watch: directories (a file's parent), and the file names that matter.
+        self.directories = sorted(
+            {p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in self.paths}
+        )
+        self.names = {os.path.basename(p) for p in self.paths if not os.path.isdir(p)}
+
+    async def reload(self) -> bool:
+        """Load, validate and apply the config files; True when they were applied."""
+        now = self.clock.now()
+        report = await asyncio.to_thread(configs.validate, self.paths, self.environ, now)
+        if report.config is None:
+            for problem in report.errors:
+                log.error("config: %s", problem.render())
+            return await self._refused(
+                f"{len(report.errors)} errors, first: {report.errors[0].render()}"
+            )
+        try:
+            result = await apply(self.store, report.config, now)
+        except Conflict as exc:
+            log.error("config: %s", exc)
+            return await self._refused(str(exc))
+        self.current, self.error = report.config, None
+        if not result.empty:
+            log.info(
+                "config applied: %s", result.summary(), extra={"revision": report.config.revision}
+            )
+        self.on_applied(report.config)
+        return True
+
+    async def _refused(self, message: str) -> bool:
+        self.error = message
+        log.warning("config not applied; still running revision %s", self.current.revision[:12])
+        await self.store.record_config_error(message, self.clock.now())
+        return False
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload whenever a config file changes, until ``stop`` is set.
+
+        Watches the directories (a single file's parent), so editors' atomic renames and
+        Kubernetes' ``..data`` symlink swap are seen. Changes are debounced.
+        """
+
+        def relevant(_change: object, path: str) -> bool:
+            name = os.path.basename(path)
+            if name.startswith(".."):
+                return True  # Kubernetes swaps ..data to publish a new ConfigMap
+            return name in self.names if self.names else name.endswith(configs.YAML_SUFFIXES)
+
+        async for _ in awatch(
+            *self.directories,
+            watch_filter=relevant,
+            stop_event=stop,
+            debounce=300,
+            step=50,
+            recursive=False,
+        ):
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("config reload failed; still running the last good config")

@@ -86,7 +86,8 @@ class EventSpec:
         data["schedule"] = dict(self.schedule)
         data["job"] = {"kind": "function" if isinstance(self.job, FunctionJob) else "command"}
         data["job"].update(_plain(asdict(self.job)))
-        return _plain(data)
+        plain: dict[str, Any] = _plain(data)
+        return plain
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EventSpec:
@@ -140,7 +141,8 @@ class CleanupSpec:
     dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        plain: dict[str, Any] = _plain(asdict(self))
+        return plain
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CleanupSpec:

@@ -179,7 +179,7 @@ class _Walker:
         whole = _VAR.fullmatch(original)
         if node.style is None and whole and not whole.group(1):
             # A plain `timeout: ${TIMEOUT}` becomes a number, as if written in place.
-            node.tag = self.loader.resolve(ScalarNode, node.value, (True, False))
+            node.tag = self.loader.resolve(ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
 
     def _replacement(self, match: re.Match[str], node: ScalarNode, path: Path) -> str:
         escaped, name, default = match.groups()

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner import occurrences
+from runner.dispatch import Decision, DueEvent, Record, settle
 from runner.errors import StoreError
 from runner.plan import Plan, Stored
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
@@ -47,6 +48,35 @@ class EventRow:
         """``paused`` for a paused or disabled active event, else the lifecycle status."""
         paused = self.paused or not self.spec.enabled
         return "paused" if self.status == "active" and paused else self.status
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    """One execution record, as ``runner history`` shows it."""
+
+    id: int
+    event: str
+    scheduled_time: datetime
+    attempt: int
+    trigger: str
+    outcome: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: float | None
+    result: Any
+    error: str | None
+    runner_id: str | None
+    config_revision: str | None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A run the runner must start now."""
+
+    execution_id: int
+    spec: EventSpec
+    record: Record
+    replaces_running: bool = False
 
 
 class Store:
@@ -192,6 +222,284 @@ class Store:
         async with self._read() as conn:
             return int(await conn.scalar(select(func.count()).select_from(executions)) or 0)
 
+    # --- running ------------------------------------------------------------------------
+
+    async def claim_due(
+        self, now: datetime, runner_id: str, limit: int, lease_until: datetime
+    ) -> list[DueEvent]:
+        """Lease up to ``limit`` due events to ``runner_id``, oldest first.
+
+        Due means: active, enabled, not paused, not leased by a live runner, and with a
+        manual trigger, a retry or the next occurrence at or before ``now``. The lease
+        makes the claim exclusive across runners (``SKIP LOCKED`` on PostgreSQL, the
+        write lock on SQLite) until :meth:`record_decisions` releases it.
+        """
+        async with self._write() as conn:
+            query = (
+                select(events.c.id)
+                .where(_runnable(), _lease_free(now), _due(now))
+                .order_by(events.c.next_execution)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list(await conn.scalars(query))
+            if not ids:
+                return []
+            lease = {"lease_owner": runner_id, "lease_until": lease_until}
+            await conn.execute(update(events).where(events.c.id.in_(ids)).values(lease))
+            counts = await conn.execute(
+                select(executions.c.event_id, func.count())
+                .where(executions.c.event_id.in_(ids), executions.c.outcome == "running")
+                .group_by(executions.c.event_id)
+            )
+            running = {event_id: count for event_id, count in counts}
+            rows = await conn.execute(select(events).where(events.c.id.in_(ids)))
+            return [_to_due(row, running.get(row.id, 0)) for row in rows]
+
+    async def record_decisions(
+        self,
+        decisions: list[tuple[DueEvent, Decision]],
+        now: datetime,
+        runner_id: str,
+        revision: str | None,
+        lease_until: datetime,
+    ) -> list[Started]:
+        """Write each decision's records and the event's new state; release the claims.
+
+        A decision whose claim this runner no longer holds is dropped. Returns the runs to
+        start, each with its execution id and a lease on the execution.
+        """
+        started: list[Started] = []
+        async with self._write() as conn:
+            for event, decision in decisions:
+                run_values = _decision_values(event, decision, now)
+                owned = (events.c.id == event.id) & (events.c.lease_owner == runner_id)
+                done = await conn.execute(update(events).where(owned).values(run_values))
+                if done.rowcount == 0:
+                    continue
+                for record in decision.records:
+                    row = _execution_row(event.id, record, now, runner_id, revision, lease_until)
+                    new_id = await conn.scalar(
+                        insert(executions).values(row).returning(executions.c.id)
+                    )
+                    if record.outcome == "running":
+                        assert new_id is not None
+                        started.append(
+                            Started(new_id, event.spec, record, decision.replace_running)
+                        )
+        return started
+
+    async def finish(
+        self,
+        execution_id: int,
+        runner_id: str,
+        outcome: str,
+        result: Any,
+        error: str | None,
+        now: datetime,
+    ) -> bool:
+        """Record how a run ended and settle its event (retry, completion).
+
+        Only the runner holding the run may finish it: False when it was taken over (its
+        lease expired and the run was recovered elsewhere), and nothing is written.
+        """
+        async with self._write() as conn:
+            values = {
+                "outcome": outcome,
+                "success": outcome == "succeeded",
+                "finished_at": now,
+                "result": result,
+                "error": error,
+                "lease_until": None,
+            }
+            mine = (
+                (executions.c.id == execution_id)
+                & (executions.c.runner_id == runner_id)
+                & (executions.c.outcome == "running")
+            )
+            row = (
+                await conn.execute(
+                    update(executions)
+                    .where(mine)
+                    .values(values)
+                    .returning(
+                        executions.c.event_id,
+                        executions.c.attempt,
+                        executions.c.scheduled_time,
+                        executions.c.started_at,
+                    )
+                )
+            ).first()
+            if row is None:
+                return False
+            await self._settle(conn, row, outcome, now)
+            if row.started_at is not None:
+                duration = (now - row.started_at).total_seconds()
+                await conn.execute(
+                    update(executions)
+                    .where(executions.c.id == execution_id)
+                    .values(duration=duration)
+                )
+            return True
+
+    async def _settle(self, conn: AsyncConnection, run: Any, outcome: str, now: datetime) -> None:
+        """Update the event of ``run`` (event_id, attempt, scheduled_time) after it ended."""
+        event_id, attempt, scheduled_time = run.event_id, run.attempt, run.scheduled_time
+        event = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+        if event is None:
+            return  # deleted by a reconcile while it ran
+        spec = EventSpec.from_json(event.spec)
+        result = settle(
+            spec, outcome, attempt, now, event.next_execution, event.retry_at is not None
+        )
+        values: dict[str, Any] = {
+            "failure_count": event.failure_count + 1 if result.failed else 0,
+            "updated_at": now,
+        }
+        if result.retry_at is not None:
+            values |= {"retry_at": result.retry_at, "retry_attempt": result.retry_attempt}
+            values["retry_scheduled_time"] = scheduled_time
+        if result.status is not None:
+            values["status"] = result.status
+        await conn.execute(update(events).where(events.c.id == event_id).values(values))
+
+    async def renew_leases(
+        self, execution_ids: list[int], runner_id: str, until: datetime
+    ) -> set[int]:
+        """Extend this runner's lease on its running executions; returns those it still holds."""
+        if not execution_ids:
+            return set()
+        async with self._write() as conn:
+            mine = (
+                executions.c.id.in_(execution_ids)
+                & (executions.c.runner_id == runner_id)
+                & (executions.c.outcome == "running")
+            )
+            rows = await conn.execute(
+                update(executions).where(mine).values(lease_until=until).returning(executions.c.id)
+            )
+            return set(rows.scalars())
+
+    async def recover(self, now: datetime, everything: bool = False) -> int:
+        """Record runs left ``running`` by a dead runner as failed, and apply the retry policy.
+
+        A run is abandoned when its lease has expired, or, with ``everything`` (the only
+        runner of an SQLite file, at start), whatever its lease. Stale event claims are
+        released too. Returns how many runs were recovered.
+        """
+        async with self._write() as conn:
+            stale: Any = executions.c.outcome == "running"
+            if not everything:
+                stale &= executions.c.lease_until < now
+            rows = (
+                await conn.execute(
+                    select(
+                        executions.c.id,
+                        executions.c.event_id,
+                        executions.c.attempt,
+                        executions.c.scheduled_time,
+                        executions.c.runner_id,
+                    ).where(stale)
+                )
+            ).all()
+            for row in rows:
+                error = f"runner stopped: {row.runner_id} ended without finishing this run"
+                values = {
+                    "outcome": "failed",
+                    "success": False,
+                    "finished_at": now,
+                    "error": error,
+                    "lease_until": None,
+                }
+                await conn.execute(
+                    update(executions).where(executions.c.id == row.id).values(values)
+                )
+                await self._settle(conn, row, "failed", now)
+            released: Any = events.c.lease_owner.is_not(None)
+            if not everything:
+                released &= events.c.lease_until < now
+            await conn.execute(
+                update(events).where(released).values(lease_owner=None, lease_until=None)
+            )
+            return len(rows)
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """The earliest time anything runnable and unclaimed is due (a trigger: at once)."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.min(events.c.next_execution),
+                        func.min(events.c.retry_at),
+                        func.min(events.c.triggered_at),
+                    ).where(_runnable())
+                )
+            ).one()
+            times = [t for t in row if t is not None]
+            return min(times) if times else None
+
+    async def request_run(self, name: str, now: datetime) -> bool:
+        """Ask the runner to run ``name`` now (``runner trigger``); False if it does not exist."""
+        async with self._write() as conn:
+            done = await conn.execute(
+                update(events).where(events.c.name == name).values(triggered_at=now, updated_at=now)
+            )
+            return done.rowcount > 0
+
+    async def set_paused(self, name: str, paused: bool, now: datetime) -> bool:
+        """Pause or resume ``name``. A resumed recurring event continues from its next
+        occurrence after ``now``: what fell in the pause is not made up."""
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    select(events.c.spec, events.c.next_execution).where(events.c.name == name)
+                )
+            ).first()
+            if row is None:
+                return False
+            values: dict[str, Any] = {"paused": paused, "updated_at": now}
+            spec = EventSpec.from_json(row.spec)
+            if (
+                not paused
+                and spec.recurring
+                and row.next_execution is not None
+                and row.next_execution < now
+            ):
+                values["next_execution"] = occurrences.next_fire(spec, now)
+            await conn.execute(update(events).where(events.c.name == name).values(values))
+            return True
+
+    async def history(self, name: str | None = None, limit: int = 50) -> list[ExecutionRow]:
+        """The latest executions (of ``name``, or of all events), newest first."""
+        query = (
+            select(executions, events.c.name)
+            .join(events, events.c.id == executions.c.event_id)
+            .order_by(executions.c.scheduled_time.desc(), executions.c.attempt.desc())
+            .limit(limit)
+        )
+        if name is not None:
+            query = query.where(events.c.name == name)
+        async with self._read() as conn:
+            return [_to_execution(row) for row in await conn.execute(query)]
+
+    async def purge_history(self, before: datetime, batch: int = 1000) -> int:
+        """Delete finished executions older than ``before``, in batches; returns how many."""
+        total = 0
+        while True:
+            async with self._write() as conn:
+                ids = (
+                    select(executions.c.id)
+                    .where(executions.c.finished_at < before, executions.c.outcome != "running")
+                    .limit(batch)
+                )
+                done = await conn.execute(
+                    delete(executions).where(executions.c.id.in_(ids.scalar_subquery()))
+                )
+            total += done.rowcount
+            if done.rowcount < batch:
+                return total
+
 
 def _row(spec: EventSpec | CleanupSpec, revision: str, now: datetime) -> dict[str, Any]:
     if isinstance(spec, CleanupSpec):
@@ -287,5 +595,97 @@ def _to_event(row: Any) -> EventRow:
         last_execution=row.last_execution,
         execution_count=row.execution_count,
         failure_count=row.failure_count,
+        config_revision=row.config_revision,
+    )
+
+
+def _runnable() -> Any:
+    return (events.c.status == "active") & events.c.enabled & ~events.c.paused
+
+
+def _lease_free(now: datetime) -> Any:
+    return events.c.lease_until.is_(None) | (events.c.lease_until < now)
+
+
+def _due(now: datetime) -> Any:
+    return (
+        (events.c.next_execution <= now)
+        | (events.c.retry_at <= now)
+        | events.c.triggered_at.is_not(None)
+    )
+
+
+def _to_due(row: Any, running: int) -> DueEvent:
+    return DueEvent(
+        id=row.id,
+        spec=EventSpec.from_json(row.spec),
+        next_execution=row.next_execution,
+        execution_count=row.execution_count,
+        running=running,
+        retry_at=row.retry_at,
+        retry_scheduled_time=row.retry_scheduled_time,
+        retry_attempt=row.retry_attempt,
+        triggered_at=row.triggered_at,
+    )
+
+
+def _decision_values(event: DueEvent, decision: Decision, now: datetime) -> dict[str, Any]:
+    """The event's columns after ``decision``; its claim is released."""
+    values: dict[str, Any] = {
+        "next_execution": decision.next_execution,
+        "status": decision.status,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    if decision.run is not None:
+        values |= {"execution_count": events.c.execution_count + 1, "last_execution": now}
+    if decision.clear_retry:
+        values |= {"retry_at": None, "retry_scheduled_time": None, "retry_attempt": None}
+    if decision.clear_trigger:
+        values["triggered_at"] = None
+    return values
+
+
+def _execution_row(
+    event_id: int,
+    record: Record,
+    now: datetime,
+    runner_id: str,
+    revision: str | None,
+    lease_until: datetime,
+) -> dict[str, Any]:
+    running = record.outcome == "running"
+    return {
+        "event_id": event_id,
+        "scheduled_time": record.scheduled_time,
+        "attempt": record.attempt,
+        "trigger": record.trigger,
+        "outcome": record.outcome,
+        "success": None if running else False,
+        "started_at": now if running else None,
+        "finished_at": None if running else now,
+        "error": record.error,
+        "runner_id": runner_id,
+        "config_revision": revision,
+        "lease_until": lease_until if running else None,
+        "created_at": now,
+    }
+
+
+def _to_execution(row: Any) -> ExecutionRow:
+    return ExecutionRow(
+        id=row.id,
+        event=row.name,
+        scheduled_time=row.scheduled_time,
+        attempt=row.attempt,
+        trigger=row.trigger,
+        outcome=row.outcome,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration=row.duration,
+        result=row.result,
+        error=row.error,
+        runner_id=row.runner_id,
         config_revision=row.config_revision,
     )

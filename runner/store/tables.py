@@ -92,9 +92,16 @@ events = Table(
     C("config_revision", String(64), nullable=True),
     C("lease_owner", String(200), nullable=True),
     C("lease_until", UTCDateTime(), nullable=True),
+    # The one pending retry of a failed occurrence (a newer occurrence supersedes it).
+    C("retry_at", UTCDateTime(), nullable=True),
+    C("retry_scheduled_time", UTCDateTime(), nullable=True),
+    C("retry_attempt", Integer, nullable=True),
+    # Set by `runner trigger` / the API; the runner starts a manual run and clears it.
+    C("triggered_at", UTCDateTime(), nullable=True),
     _now_column("created_at"),
     _now_column("updated_at"),
     Index("ix_scheduler_events_due", "status", "next_execution"),
+    Index("ix_scheduler_events_retry", "status", "retry_at"),
 )
 
 executions = Table(
@@ -110,6 +117,8 @@ executions = Table(
     ),
     C("scheduled_time", UTCDateTime(), nullable=False),
     C("attempt", Integer, nullable=False, default=1),
+    # What started it: schedule | retry | manual.
+    C("trigger", String(10), nullable=False, default="schedule"),
     # running | succeeded | failed | timed_out | interrupted | skipped | missed | coalesced
     C("outcome", String(20), nullable=False),
     C("success", Boolean, nullable=True),

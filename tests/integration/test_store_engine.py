@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runner.errors import StoreError
 from runner.store import tables
 from runner.store.engine import (
+    alembic_config,
     async_url,
     create_engine,
     migrate,
@@ -27,6 +29,9 @@ from runner.store.engine import (
 )
 
 T0 = datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
+
+# The newest migration: a fresh database must end there.
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.fixture
@@ -84,7 +89,7 @@ async def test_migrated_schema_equals_tables(make_engine: Callable[[], AsyncEngi
     await migrate(engine)
     async with read_transaction(engine) as conn:
         assert await conn.run_sync(schema_diff) == []
-    assert await current_revisions(engine) == ["0001"]
+    assert await current_revisions(engine) == [HEAD]
 
 
 async def test_migrate_twice_is_a_no_op(make_engine: Callable[[], AsyncEngine]) -> None:
@@ -93,7 +98,7 @@ async def test_migrate_twice_is_a_no_op(make_engine: Callable[[], AsyncEngine]) 
     async with write_transaction(engine) as conn:
         await conn.execute(insert(tables.events), event_row("kept"))
     await migrate(engine)
-    assert await current_revisions(engine) == ["0001"]
+    assert await current_revisions(engine) == [HEAD]
     async with read_transaction(engine) as conn:
         assert await conn.scalar(select(tables.events.c.name)) == "kept"
 
@@ -103,7 +108,7 @@ async def test_concurrent_migrations_both_succeed(
 ) -> None:
     first, second = make_engine(), make_engine()
     await asyncio.gather(migrate(first), migrate(second))
-    assert await current_revisions(first) == ["0001"]
+    assert await current_revisions(first) == [HEAD]
     async with read_transaction(second) as conn:
         assert await conn.run_sync(schema_diff) == []
 
@@ -209,7 +214,7 @@ async def test_in_memory_sqlite_migrates() -> None:
     engine = create_engine("sqlite://")
     try:
         await migrate(engine)
-        assert await current_revisions(engine) == ["0001"]
+        assert await current_revisions(engine) == [HEAD]
     finally:
         await engine.dispose()
 

@@ -1,0 +1,198 @@
+"""What to do with an event that is due, and with one whose run has ended. Pure.
+
+:func:`decide` turns one claimed event into execution records (one that runs, and the
+occurrences that were skipped, missed or coalesced, so none vanishes silently) and its
+next state. :func:`settle` decides an event's state after a run ends (retry, completion).
+Neither reads the clock or the database: the store applies what they return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from runner import occurrences
+from runner.retry import next_retry
+from runner.specs import EventSpec
+
+Trigger = Literal["schedule", "retry", "manual"]
+# How many occurrences one catch-up records individually; later ones are skipped over.
+MAX_BACKLOG = 1000
+STILL_RUNNING = "previous run still running (overlap: forbid)"
+
+
+@dataclass(frozen=True)
+class DueEvent:
+    """A claimed event: its spec and the runtime state the decision needs."""
+
+    id: int
+    spec: EventSpec
+    next_execution: datetime | None
+    execution_count: int = 0
+    running: int = 0
+    retry_at: datetime | None = None
+    retry_scheduled_time: datetime | None = None
+    retry_attempt: int | None = None
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """An execution row to write. ``outcome`` is ``running`` for the run to start."""
+
+    scheduled_time: datetime
+    outcome: str
+    trigger: Trigger = "schedule"
+    attempt: int = 1
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The records to write and the event's new state. ``next_execution`` is the new value."""
+
+    records: tuple[Record, ...]
+    next_execution: datetime | None
+    status: str = "active"
+    clear_retry: bool = False
+    clear_trigger: bool = False
+    replace_running: bool = False
+
+    @property
+    def run(self) -> Record | None:
+        return next((r for r in self.records if r.outcome == "running"), None)
+
+
+def decide(event: DueEvent, now: datetime) -> Decision:
+    """Handle the most urgent due thing of ``event``: a manual trigger, a retry, or the schedule.
+
+    One claim handles one of them; what else is due stays due for the next claim.
+    """
+    if event.triggered_at is not None:
+        run = _start(event, Record(event.triggered_at, "running", "manual"))
+        return _with_run(event, run, event.next_execution, clear_trigger=True)
+    if event.retry_at is not None and event.retry_at <= now:
+        scheduled = event.retry_scheduled_time or event.retry_at
+        record = Record(scheduled, "running", "retry", event.retry_attempt or 2)
+        return _with_run(event, _start(event, record), event.next_execution, clear_retry=True)
+    return _scheduled(event, now)
+
+
+def _scheduled(event: DueEvent, now: datetime) -> Decision:
+    spec = event.spec
+    due = _due_occurrences(event, now)
+    if not due:
+        return Decision((), event.next_execution)
+    grace = spec.misfire.grace
+    if spec.misfire.policy == "all":
+        # Each occurrence runs; the next one stays due for the next claim.
+        return _with_run(event, _start(event, Record(due[0], "running")), _next(spec, due[0]))
+    latest, backlog = due[-1], due[:-1]
+    following = _next(spec, max(latest, now))
+    if spec.misfire.policy == "skip":
+        records = [_missed_or_coalesced(o, now, grace) for o in backlog]
+        if (now - latest).total_seconds() > grace:
+            records.append(Record(latest, "missed", error=_late(latest, now)))
+            return Decision(tuple(records), following, _status(following))
+    else:
+        records = [
+            Record(o, "coalesced", error=f"coalesced into the run of {latest.isoformat()}")
+            for o in backlog
+        ]
+    decision = _with_run(event, _start(event, Record(latest, "running")), following)
+    return replace(decision, records=(*records, *decision.records))
+
+
+def _due_occurrences(event: DueEvent, now: datetime) -> list[datetime]:
+    due: list[datetime] = []
+    current = event.next_execution
+    while current is not None and current <= now and len(due) < MAX_BACKLOG:
+        due.append(current)
+        current = occurrences.next_fire(event.spec, current)
+    return due
+
+
+def _start(event: DueEvent, record: Record) -> Record:
+    """The run, or a skipped record when overlap forbids it."""
+    if event.running and event.spec.overlap == "forbid":
+        return Record(
+            record.scheduled_time, "skipped", record.trigger, record.attempt, STILL_RUNNING
+        )
+    return record
+
+
+def _with_run(
+    event: DueEvent,
+    record: Record,
+    next_execution: datetime | None,
+    clear_retry: bool = False,
+    clear_trigger: bool = False,
+) -> Decision:
+    """A decision around ``record``. A run that starts supersedes a pending retry."""
+    spec = event.spec
+    started = record.outcome == "running"
+    if started and spec.max_executions and event.execution_count + 1 >= spec.max_executions:
+        next_execution = None
+    return Decision(
+        (record,),
+        next_execution,
+        _status(next_execution, started),
+        clear_retry=clear_retry or started,
+        clear_trigger=clear_trigger,
+        replace_running=started and event.running > 0 and spec.overlap == "replace",
+    )
+
+
+def _status(next_execution: datetime | None, started: bool = False) -> str:
+    """``active`` while anything is to come; a run in progress settles the rest."""
+    return "active" if next_execution is not None or started else "completed"
+
+
+def _next(spec: EventSpec, after: datetime) -> datetime | None:
+    return occurrences.next_fire(spec, after)
+
+
+def _late(occurrence: datetime, now: datetime) -> str:
+    return f"missed: {(now - occurrence).total_seconds():.0f}s late, beyond the misfire grace"
+
+
+def _missed_or_coalesced(occurrence: datetime, now: datetime, grace: float) -> Record:
+    if (now - occurrence).total_seconds() > grace:
+        return Record(occurrence, "missed", error=_late(occurrence, now))
+    return Record(occurrence, "coalesced", error="coalesced into a later run")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """An event's state after one of its runs ended."""
+
+    failed: bool
+    retry_at: datetime | None = None
+    retry_attempt: int | None = None
+    status: str | None = None  # None: unchanged
+
+
+def settle(
+    spec: EventSpec,
+    outcome: str,
+    attempt: int,
+    finished_at: datetime,
+    next_execution: datetime | None,
+    retry_pending: bool,
+) -> Settlement:
+    """After a run ends with ``outcome``: schedule a retry, or finish a one-time event.
+
+    Failures, timeouts, interruptions and crashes are retried by the event's policy. A
+    recurring event keeps its schedule whatever happens; a one-time event is ``completed``
+    when it succeeded and ``failed`` when its last attempt failed.
+    """
+    failed = outcome != "succeeded"
+    retry_at = next_retry(spec.retry, attempt, finished_at) if failed else None
+    if retry_at is not None:
+        return Settlement(True, retry_at, attempt + 1)
+    if next_execution is not None or retry_pending:
+        return Settlement(failed)
+    if failed and not spec.recurring:
+        return Settlement(True, status="failed")
+    return Settlement(failed, status="completed")

@@ -1,0 +1,255 @@
+"""Run one job: a Python function or a command, under a timeout.
+
+A job's failure is a result, never an exception: :func:`run_job` returns a
+:class:`JobResult` whose ``outcome`` is ``succeeded``, ``failed`` or ``timed_out``. Only
+cancellation (shutdown, ``overlap: replace``) propagates, after a command's whole process
+group has been stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import inspect
+import json
+import logging
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runner.specs import CommandJob, EventSpec, FunctionJob
+
+log = logging.getLogger("runner.job")
+
+TAIL_BYTES = 8192  # of stdout and of stderr, kept in the execution's result
+LINE_BYTES = 4096  # longest line logged as one; a longer one is cut
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+PIPE_GRACE = 2.0  # seconds a command's leftovers may hold its output open after it exits
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job may ask about its run (a function's optional ``context`` argument)."""
+
+    event: str
+    execution_id: int
+    scheduled_time: datetime
+    attempt: int
+
+
+@dataclass(frozen=True)
+class JobResult:
+    outcome: str  # succeeded | failed | timed_out | interrupted
+    result: Any = None
+    error: str | None = None
+
+
+async def run_job(
+    spec: EventSpec, context: JobContext, executor: Executor | None = None
+) -> JobResult:
+    """Run ``spec``'s job once, stopping it after ``spec.timeout`` seconds."""
+    if isinstance(spec.job, FunctionJob):
+        return await run_function(spec.job, context, spec.timeout, executor)
+    return await run_command(spec.job, context, spec.timeout)
+
+
+# --- functions --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def resolve(reference: str) -> Callable[..., Any]:
+    """Import ``module:callable`` (once; later calls hit the cache)."""
+    module_name, _, attribute = reference.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{reference} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _takes_context(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return "context" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+async def run_function(
+    job: FunctionJob, context: JobContext, time_limit: float | None, executor: Executor | None
+) -> JobResult:
+    """Await an async function (cancelled at the timeout) or run a sync one in a thread.
+
+    A sync function cannot be stopped: at the timeout its run is recorded as timed out
+    and the thread is left to finish, its result discarded.
+    """
+    try:
+        function = resolve(job.function)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        return JobResult("failed", error=f"cannot load {job.function}: {exc}")
+    kwargs = dict(job.parameters)
+    if _takes_context(function):
+        kwargs["context"] = context
+    try:
+        async with asyncio.timeout(time_limit) as deadline:
+            value = await _call(function, kwargs, executor)
+    except TimeoutError:
+        if deadline.expired():
+            return JobResult("timed_out", error=f"timed out after {time_limit:g}s")
+        return JobResult("failed", error="TimeoutError raised by the job")
+    except Exception as exc:
+        return JobResult("failed", error=f"{type(exc).__name__}: {exc}")
+    return JobResult("succeeded", result=_jsonable(value))
+
+
+async def _call(
+    function: Callable[..., Any], kwargs: dict[str, Any], executor: Executor | None
+) -> Any:
+    if inspect.iscoroutinefunction(function):
+        return await function(**kwargs)
+    loop = asyncio.get_running_loop()
+    value = await loop.run_in_executor(executor, functools.partial(function, **kwargs))
+    return await value if inspect.isawaitable(value) else value
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON data; what JSON cannot hold becomes its ``str``."""
+    return json.loads(json.dumps(value, default=str))
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+async def run_command(job: CommandJob, context: JobContext, time_limit: float | None) -> JobResult:
+    """Run ``job`` in a process group of its own; at the timeout, stop the whole group.
+
+    Output is logged line by line as it comes, and its tail is kept in the result, so a
+    job that prints without end uses bounded memory.
+    """
+    argv = ["/bin/sh", "-c", job.argv[0]] if job.shell else list(job.argv)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=job.cwd,
+            env=_environment(job, context),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return JobResult("failed", error=f"cannot start {argv[0]}: {exc.strerror or exc}")
+    tails = {"stdout": _Tail(), "stderr": _Tail()}
+    assert process.stdout is not None
+    assert process.stderr is not None
+    pumps = [
+        asyncio.create_task(_pump(process.stdout, tails["stdout"], context.event, "stdout")),
+        asyncio.create_task(_pump(process.stderr, tails["stderr"], context.event, "stderr")),
+    ]
+    try:
+        async with asyncio.timeout(time_limit):
+            code = await process.wait()
+            await _drain(process, pumps)
+    except TimeoutError:
+        await _stop_group(process, pumps)
+        output = {k: t.text() for k, t in tails.items()}
+        return JobResult(
+            "timed_out", output, f"timed out after {time_limit:g}s; process group stopped"
+        )
+    except asyncio.CancelledError:
+        await asyncio.shield(_stop_group(process, pumps))
+        raise
+    result = {"exit_code": code, **{k: t.text() for k, t in tails.items()}}
+    return JobResult("succeeded" if code == 0 else "failed", result, _exit_error(code))
+
+
+def _environment(job: CommandJob, context: JobContext) -> dict[str, str]:
+    return {
+        **os.environ,
+        **job.env,
+        "RUNNER_EVENT": context.event,
+        "RUNNER_EXECUTION_ID": str(context.execution_id),
+        "RUNNER_SCHEDULED_TIME": context.scheduled_time.isoformat(),
+        "RUNNER_ATTEMPT": str(context.attempt),
+    }
+
+
+def _exit_error(code: int) -> str | None:
+    if code == 0:
+        return None
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+async def _drain(process: asyncio.subprocess.Process, pumps: list[asyncio.Task[None]]) -> None:
+    """Wait for the output to end; processes left behind holding it open are stopped."""
+    _, pending = await asyncio.wait(pumps, timeout=PIPE_GRACE)
+    if pending:
+        log.warning("command exited but left processes holding its output; stopping them")
+        await _stop_group(process, pumps)
+
+
+async def _stop_group(process: asyncio.subprocess.Process, pumps: list[asyncio.Task[None]]) -> None:
+    """SIGTERM the job's process group, SIGKILL what is left after :data:`STOP_GRACE`."""
+    _signal_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), STOP_GRACE)
+    _signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+    await asyncio.wait(pumps, timeout=PIPE_GRACE)
+    for pump in pumps:
+        pump.cancel()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class _Tail:
+    """The last :data:`TAIL_BYTES` of a stream."""
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        while self.size - len(self.chunks[0]) >= TAIL_BYTES:
+            self.size -= len(self.chunks.popleft())
+
+    def text(self) -> str:
+        return b"".join(self.chunks)[-TAIL_BYTES:].decode("utf-8", "replace")
+
+
+async def _pump(stream: asyncio.StreamReader, tail: _Tail, event: str, name: str) -> None:
+    """Log ``stream`` line by line and keep its tail; memory stays bounded."""
+    partial = b""
+    while chunk := await stream.read(65536):
+        tail.add(chunk)
+        lines = (partial + chunk).split(b"\n")
+        partial = lines.pop()
+        if len(partial) > LINE_BYTES:
+            lines.append(partial)
+            partial = b""
+        for line in lines:
+            _log_line(line, event, name)
+    if partial:
+        _log_line(partial, event, name)
+
+
+def _log_line(line: bytes, event: str, stream: str) -> None:
+    text = line[:LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
+    log.info(text, extra={"event": event, "stream": stream})

@@ -1,0 +1,251 @@
+"""The runner: claim what is due, start it, sleep until the next due time or a wake-up.
+
+:meth:`Runner.tick` is the whole scheduling step and takes its time from the injected
+clock, so tests drive it with a fake clock and a real store. :meth:`Runner.run` is a thin
+loop around it; :meth:`Runner.shutdown` lets running jobs finish for a grace period, then
+stops them and records them as interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from runner.clock import Clock
+from runner.dispatch import decide
+from runner.errors import StoreError
+from runner.jobs import JobContext, JobResult, run_job
+from runner.specs import Settings
+from runner.store.sql import Started, Store
+
+log = logging.getLogger("runner.loop")
+
+RETENTION_EVERY = timedelta(hours=1)
+
+
+def default_runner_id() -> str:
+    """``host:pid``: unique among live runners, readable in history."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _Run:
+    started: Started
+    task: asyncio.Task[None]
+    reason: list[str] = field(default_factory=list)  # why it was cancelled, if it was
+
+
+class Runner:
+    """Executes due events from ``store`` under ``settings``' limits."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        runner_id: str | None = None,
+        revision: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.runner_id = runner_id or default_runner_id()
+        self.revision = revision
+        self.wake = asyncio.Event()
+        self.runs: dict[int, _Run] = {}
+        self.executor = ThreadPoolExecutor(settings.max_concurrent_executions, "runner-job")
+        self._stopping = False
+        self._last_retention: datetime | None = None
+        self._last_renewal: datetime | None = None
+
+    # --- one step -----------------------------------------------------------------------
+
+    async def tick(self) -> datetime | None:
+        """Start everything due now that the concurrency limit allows.
+
+        Returns when the next thing is due (None: nothing is scheduled).
+        """
+        while not self._stopping:
+            free = self._free()
+            if free <= 0 or not await self._claim_and_start(free):
+                break
+        return await self.store.next_due(self.clock.now())
+
+    async def _claim_and_start(self, limit: int) -> int:
+        """One claim of up to ``limit`` due events; returns how many were claimed."""
+        now = self.clock.now()
+        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        claimed = await self.store.claim_due(now, self.runner_id, limit, lease)
+        if not claimed:
+            return 0
+        decisions = [(event, decide(event, now)) for event in claimed]
+        started = await self.store.record_decisions(
+            decisions, now, self.runner_id, self.revision(), lease
+        )
+        for event, decision in decisions:
+            for record in decision.records:
+                if record.outcome != "running":
+                    extra = {"event": event.spec.name, "scheduled_time": record.scheduled_time}
+                    log.info("occurrence %s: %s", record.outcome, record.error, extra=extra)
+        for run in started:
+            if run.replaces_running:
+                self._cancel_event_runs(run.spec.name, "replaced by a newer run (overlap: replace)")
+            self._launch(run, now)
+        return len(claimed)
+
+    def _launch(self, started: Started, now: datetime) -> None:
+        record = started.record
+        extra = {
+            "event": started.spec.name,
+            "execution_id": started.execution_id,
+            "attempt": record.attempt,
+            "trigger": record.trigger,
+        }
+        if record.trigger == "schedule":
+            extra["lateness_s"] = round((now - record.scheduled_time).total_seconds(), 3)
+        log.info("run started", extra=extra)
+        run = _Run(started, asyncio.create_task(self._execute(started)))
+        self.runs[started.execution_id] = run
+        run.task.add_done_callback(lambda _: self._forget(started.execution_id))
+
+    def _forget(self, execution_id: int) -> None:
+        self.runs.pop(execution_id, None)
+        self.wake.set()
+
+    async def _execute(self, started: Started) -> None:
+        record = started.record
+        context = JobContext(
+            started.spec.name, started.execution_id, record.scheduled_time, record.attempt
+        )
+        try:
+            result = await run_job(started.spec, context, self.executor)
+        except asyncio.CancelledError:
+            run = self.runs.get(started.execution_id)
+            reason = run.reason[0] if run and run.reason else "runner shutting down"
+            result = JobResult("interrupted", error=reason)
+        await self._finish(started, result)
+
+    async def _finish(self, started: Started, result: JobResult) -> None:
+        now = self.clock.now()
+        try:
+            kept = await self.store.finish(
+                started.execution_id,
+                self.runner_id,
+                result.outcome,
+                result.result,
+                result.error,
+                now,
+            )
+        except Exception:
+            # The run stays "running" in the database; its lease expires and recovery
+            # records it. The loop itself must go on.
+            log.exception("could not record the end of a run", extra={"event": started.spec.name})
+            return
+        level = logging.INFO if result.outcome == "succeeded" else logging.WARNING
+        log.log(
+            level,
+            "run %s",
+            result.outcome,
+            extra={
+                "event": started.spec.name,
+                "execution_id": started.execution_id,
+                "error": result.error,
+                "lease_lost": not kept,
+            },
+        )
+
+    def _cancel_event_runs(self, name: str, reason: str) -> None:
+        for run in list(self.runs.values()):
+            if run.started.spec.name == name:
+                run.reason.append(reason)
+                run.task.cancel()
+
+    # --- upkeep -------------------------------------------------------------------------
+
+    async def upkeep(self) -> None:
+        """Renew the leases of running jobs and, hourly, delete old history."""
+        now = self.clock.now()
+        every = timedelta(seconds=self.settings.lease_seconds / 3)
+        if self.runs and (self._last_renewal is None or now - self._last_renewal >= every):
+            self._last_renewal = now
+            until = now + timedelta(seconds=self.settings.lease_seconds)
+            held = await self.store.renew_leases(list(self.runs), self.runner_id, until)
+            for execution_id in set(self.runs) - held:
+                run = self.runs[execution_id]
+                run.reason.append("lease lost: the run was taken over")
+                run.task.cancel()
+        if self.settings.auto_cleanup_enabled and (
+            self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
+        ):
+            self._last_retention = now
+            cutoff = now - timedelta(days=self.settings.retention_days)
+            removed = await self.store.purge_history(cutoff)
+            if removed:
+                log.info(
+                    "history retention: deleted %d executions",
+                    removed,
+                    extra={"before": cutoff.isoformat()},
+                )
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; :meth:`run` returns at its next turn."""
+        self._stopping = True
+        self.wake.set()
+
+    async def run(self) -> None:
+        """Tick and sleep until :meth:`stop`. Sleeps until the next due time, a wake-up (new
+        config, a run ending, an API call), or ``check_interval`` at the longest."""
+        while not self._stopping:
+            self.wake.clear()
+            try:
+                next_due = await self.tick()
+                await self.upkeep()
+            except StoreError:
+                log.exception("database error; trying again")
+                next_due = None
+            now = self.clock.now()
+            longest = now + timedelta(seconds=self.settings.check_interval)
+            if next_due is None or next_due > longest:
+                deadline = longest
+            elif next_due > now:
+                deadline = next_due
+            else:
+                # Due already: it became due during the tick (go again at once), or the
+                # limit is reached (a run that ends wakes us).
+                deadline = now if self._free() > 0 else longest
+            await self.clock.sleep_until(deadline, self.wake)
+
+    def _free(self) -> int:
+        return self.settings.max_concurrent_executions - len(self.runs)
+
+    async def run_once(self) -> None:
+        """Burst mode: start what is due now, wait for it all to finish, return."""
+        while True:
+            await self.tick()
+            if not self.runs:
+                return
+            tasks = [r.task for r in self.runs.values()]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop claiming; give running jobs ``grace`` seconds, then stop them (interrupted)."""
+        self.stop()
+        tasks = [r.task for r in self.runs.values()]
+        if tasks:
+            log.info("waiting up to %gs for %d running jobs", grace, len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for run in list(self.runs.values()):
+                if run.task in pending:
+                    run.reason.append(f"interrupted: the runner stopped after {grace:g}s grace")
+                    run.task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,50 @@
+"""One runner per SQLite file: an exclusive lock beside the database."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+from sqlalchemy.engine import make_url
+
+from runner.errors import RunnerError
+from runner.store.engine import async_url
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file an SQLite URL names; None for PostgreSQL and in-memory databases."""
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(parsed.database)
+
+
+@contextlib.contextmanager
+def exclusive_runner(url: str) -> Iterator[None]:
+    """Hold the runner lock of an SQLite database (nothing for PostgreSQL).
+
+    A second ``runner run`` on the same file is refused with a clear message; other
+    commands (list, trigger, ...) do not take the lock and work beside it.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        yield
+        return
+    lock = f"{path}.runner-lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunnerError(
+                f"another `runner run` (pid {holder}) is using {path}; an SQLite database "
+                "serves one runner (use PostgreSQL to run several)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
