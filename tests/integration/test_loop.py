@@ -1,0 +1,377 @@
+"""The runner loop with a fake clock and a real store, on SQLite and PostgreSQL.
+
+Time moves only when a test moves it, so every due time, retry and misfire is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from runner import reconciler
+from runner.loop import Runner
+from runner.specs import Config, EventSpec, FunctionJob, MisfirePolicy, RetryPolicy, Settings
+from runner.store.sql import ExecutionRow, Store
+from runner.store.tables import events, executions
+from tests.fakes import FakeClock
+from tests.integration import sample_jobs
+
+T0 = datetime(2027, 1, 4, 10, 0, tzinfo=UTC)
+MODULE = "tests.integration.sample_jobs"
+Make = Callable[..., EventSpec]
+
+
+@pytest.fixture
+def event() -> Make:
+    """A factory for event specs running one of the sample jobs."""
+
+    def make(name: str, function: str = "record", **fields: Any) -> EventSpec:
+        fields.setdefault("schedule", {"every": "1m", "timezone": "UTC"})
+        fields.setdefault("retry", RetryPolicy(attempts=0))
+        return EventSpec(name=name, job=FunctionJob(f"{MODULE}:{function}"), **fields)
+
+    return make
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    sample_jobs.CALLS.clear()
+    sample_jobs.GATES.clear()
+    store = await Store.open(db_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+async def start(store: Store, clock: FakeClock, *specs: EventSpec, **settings: Any) -> Runner:
+    """Apply ``specs`` as the config at the clock's time and return a runner for them."""
+    config = Config(Settings(**settings), tuple(specs), revision="rev-1")
+    await reconciler.apply(store, config, clock.now())
+    return Runner(store, config.settings, clock, runner_id="test:1", revision=lambda: "rev-1")
+
+
+async def finish_runs(runner: Runner) -> None:
+    """Wait for every started run to end and be recorded."""
+    while runner.runs:
+        await asyncio.gather(*(r.task for r in list(runner.runs.values())))
+
+
+async def history(store: Store, name: str | None = None) -> list[ExecutionRow]:
+    """Executions oldest first."""
+    return sorted(await store.history(name, 1000), key=lambda r: (r.scheduled_time, r.attempt))
+
+
+def outcomes(rows: list[ExecutionRow]) -> list[tuple[str, str, int, str]]:
+    return [(r.event, f"{r.scheduled_time:%H:%M:%S}", r.attempt, r.outcome) for r in rows]
+
+
+async def test_due_event_runs_and_the_schedule_moves_on(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"))
+    clock.set(T0 + timedelta(minutes=1, seconds=3))
+    next_due = await runner.tick()
+    await finish_runs(runner)
+    (row,) = await history(store)
+    assert (row.scheduled_time, row.outcome, row.trigger, row.attempt) == (
+        T0 + timedelta(minutes=1),
+        "succeeded",
+        "schedule",
+        1,
+    )
+    assert row.result == {"ok": True}
+    assert (row.runner_id, row.config_revision) == ("test:1", "rev-1")
+    assert row.started_at == clock.now()
+    assert next_due == T0 + timedelta(minutes=2)  # from the schedule, not from the run
+    stored = await store.get_event("a")
+    assert stored is not None
+    assert (stored.execution_count, stored.last_execution) == (1, clock.now())
+
+
+async def test_nothing_runs_before_its_time(store: Store, clock: FakeClock, event: Make) -> None:
+    runner = await start(store, clock, event("a"))
+    clock.set(T0 + timedelta(seconds=59, microseconds=999_999))
+    assert await runner.tick() == T0 + timedelta(minutes=1)
+    assert runner.runs == {}
+    assert await history(store) == []
+
+
+async def test_concurrency_limit_holds_and_the_rest_wait_their_turn(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    specs = [event(f"e{i}", "wait_for_gate") for i in range(5)]
+    runner = await start(store, clock, *specs, max_concurrent_executions=2)
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    assert len(runner.runs) == 2
+    first = {r.started.spec.name for r in runner.runs.values()}
+    for name in first:
+        sample_jobs.GATES.setdefault(name, asyncio.Event()).set()
+    await finish_runs(runner)
+    await runner.tick()  # the two freed slots go to two more
+    assert len(runner.runs) == 2
+    for gate_name in [f"e{i}" for i in range(5)]:
+        sample_jobs.GATES.setdefault(gate_name, asyncio.Event()).set()
+    await finish_runs(runner)
+    await runner.tick()
+    await finish_runs(runner)
+    rows = await history(store)
+    assert sorted(r.event for r in rows) == [f"e{i}" for i in range(5)]
+    assert {r.outcome for r in rows} == {"succeeded"}
+
+
+@pytest.mark.parametrize(
+    ("overlap", "expected"),
+    [
+        ("forbid", [("a", "10:01:00", 1, "succeeded"), ("a", "10:02:00", 1, "skipped")]),
+        ("allow", [("a", "10:01:00", 1, "succeeded"), ("a", "10:02:00", 1, "succeeded")]),
+        ("replace", [("a", "10:01:00", 1, "interrupted"), ("a", "10:02:00", 1, "succeeded")]),
+    ],
+)
+async def test_overlap(
+    store: Store,
+    clock: FakeClock,
+    event: Make,
+    overlap: str,
+    expected: list[tuple[str, str, int, str]],
+) -> None:
+    runner = await start(store, clock, event("a", "wait_for_gate", overlap=overlap))
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    clock.set(T0 + timedelta(minutes=2))
+    await runner.tick()
+    await asyncio.sleep(0.05)  # let a replaced run record its end
+    sample_jobs.GATES["a"].set()
+    await finish_runs(runner)
+    rows = await history(store)
+    assert outcomes(rows) == expected
+    if overlap == "forbid":
+        assert rows[1].error == "previous run still running (overlap: forbid)"
+    if overlap == "replace":
+        assert rows[0].error == "replaced by a newer run (overlap: replace)"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected_outcomes", "runs"),
+    [
+        ("coalesce", ["coalesced"] * 9 + ["succeeded"], 1),
+        ("skip", ["missed"] * 10, 0),
+        ("all", ["succeeded"], 1),
+    ],
+)
+async def test_misfire_after_downtime_is_recorded(
+    store: Store,
+    clock: FakeClock,
+    event: Make,
+    policy: str,
+    expected_outcomes: list[str],
+    runs: int,
+) -> None:
+    misfire = MisfirePolicy(policy, grace=30)  # type: ignore[arg-type]
+    runner = await start(store, clock, event("a", misfire=misfire))
+    clock.set(T0 + timedelta(minutes=10, seconds=45))  # ten occurrences passed, all late
+    await runner._claim_and_start(10)
+    await finish_runs(runner)
+    rows = await history(store)
+    assert [r.outcome for r in rows] == expected_outcomes
+    assert len(sample_jobs.CALLS) == runs
+    stored = await store.get_event("a")
+    assert stored is not None
+    if policy == "all":
+        assert stored.next_execution == T0 + timedelta(minutes=2)  # the next one is still due
+    else:
+        assert stored.next_execution == T0 + timedelta(minutes=11)
+
+
+async def test_retries_follow_the_backoff_then_a_one_time_event_fails(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    at = {"at": (T0 + timedelta(minutes=1)).isoformat(), "timezone": "UTC"}
+    retry = RetryPolicy(attempts=2, delay=60, backoff=2)
+    runner = await start(store, clock, event("once", "fail", schedule=at, retry=retry))
+    for offset in (60, 60 + 59, 60 + 60, 60 + 60 + 119, 60 + 60 + 120, 10_000):
+        clock.set(T0 + timedelta(seconds=offset))
+        await runner.tick()
+        await finish_runs(runner)
+    rows = await history(store)
+    starts = [r.started_at - T0 for r in rows if r.started_at]
+    assert starts == [timedelta(seconds=s) for s in (60, 120, 240)]
+    assert [(r.attempt, r.trigger, r.outcome) for r in rows] == [
+        (1, "schedule", "failed"),
+        (2, "retry", "failed"),
+        (3, "retry", "failed"),
+    ]
+    assert {r.scheduled_time for r in rows} == {T0 + timedelta(minutes=1)}
+    assert rows[2].error == "RuntimeError: boom on attempt 3"
+    stored = await store.get_event("once")
+    assert stored is not None
+    assert (stored.status, stored.failure_count) == ("failed", 3)
+
+
+async def test_a_recurring_event_keeps_its_schedule_after_failures(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("r", "fail"))
+    for minute in (1, 2, 3):
+        clock.set(T0 + timedelta(minutes=minute))
+        await runner.tick()
+        await finish_runs(runner)
+    stored = await store.get_event("r")
+    assert stored is not None
+    assert (stored.status, stored.next_execution) == ("active", T0 + timedelta(minutes=4))
+    assert [r.outcome for r in await history(store)] == ["failed"] * 3
+
+
+async def test_one_time_success_completes(store: Store, clock: FakeClock, event: Make) -> None:
+    at = {"at": (T0 + timedelta(seconds=5)).isoformat(), "timezone": "UTC"}
+    runner = await start(store, clock, event("once", schedule=at))
+    clock.advance(5)
+    assert await runner.tick() is None
+    await finish_runs(runner)
+    stored = await store.get_event("once")
+    assert stored is not None
+    assert (stored.status, stored.next_execution) == ("completed", None)
+
+
+async def test_max_executions(store: Store, clock: FakeClock, event: Make) -> None:
+    runner = await start(store, clock, event("a", max_executions=2))
+    for minute in (1, 2, 3, 4):
+        clock.set(T0 + timedelta(minutes=minute))
+        await runner.tick()
+        await finish_runs(runner)
+    assert len(await history(store)) == 2
+    stored = await store.get_event("a")
+    assert stored is not None
+    assert (stored.status, stored.execution_count) == ("completed", 2)
+
+
+async def test_recovery_of_runs_left_running(store: Store, clock: FakeClock, event: Make) -> None:
+    retry = RetryPolicy(attempts=1, delay=30)
+    await start(store, clock, event("a", retry=retry))
+    async with store.engine.begin() as conn:
+        event_id = await conn.scalar(select(events.c.id).where(events.c.name == "a"))
+        await conn.execute(
+            insert(executions).values(
+                event_id=event_id,
+                scheduled_time=T0,
+                attempt=1,
+                outcome="running",
+                started_at=T0,
+                runner_id="dead:42",
+                lease_until=T0 + timedelta(seconds=30),
+                created_at=T0,
+            )
+        )
+    clock.set(T0 + timedelta(seconds=10))
+    assert await store.recover(clock.now()) == 0  # its lease is still valid
+    clock.set(T0 + timedelta(seconds=31))
+    assert await store.recover(clock.now()) == 1
+    (row,) = await history(store)
+    assert row.outcome == "failed"
+    assert row.error == "runner stopped: dead:42 ended without finishing this run"
+    runner = Runner(store, Settings(), clock, runner_id="test:1")
+    clock.set(T0 + timedelta(seconds=61))  # the retry, 30 s after the recovery
+    await runner.tick()
+    await finish_runs(runner)
+    retried = (await history(store))[1]
+    assert (retried.scheduled_time, retried.attempt, retried.trigger) == (T0, 2, "retry")
+    assert retried.outcome == "succeeded"
+
+
+async def test_trigger_pause_and_resume(store: Store, clock: FakeClock, event: Make) -> None:
+    runner = await start(store, clock, event("a", schedule={"every": "1h", "timezone": "UTC"}))
+    clock.advance(7)
+    assert await store.request_run("a", clock.now())
+    assert not await store.request_run("nope", clock.now())
+    await runner.tick()
+    await finish_runs(runner)
+    (manual,) = await history(store)
+    assert (manual.trigger, manual.scheduled_time, manual.outcome) == (
+        "manual",
+        clock.now(),
+        "succeeded",
+    )
+    assert await store.set_paused("a", True, clock.now())
+    clock.set(T0 + timedelta(hours=3, minutes=10))
+    assert await runner.tick() is None  # paused: nothing due
+    assert await store.set_paused("a", False, clock.now())
+    stored = await store.get_event("a")
+    assert stored is not None
+    assert stored.next_execution == T0 + timedelta(hours=4)  # no catch-up for the pause
+    assert len(await history(store)) == 1
+
+
+async def test_shutdown_interrupts_after_the_grace(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", "wait_for_gate"))
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    await runner.shutdown(grace=0.05)
+    (row,) = await history(store)
+    assert row.outcome == "interrupted"
+    assert row.error == "interrupted: the runner stopped after 0.05s grace"
+    await runner.tick()
+    assert runner.runs == {}  # stopped: claims nothing
+
+
+async def test_a_run_whose_lease_was_lost_is_stopped_and_cannot_overwrite(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", "wait_for_gate"), lease_seconds=30)
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    (execution_id,) = runner.runs
+    async with store.engine.begin() as conn:  # another runner took it over
+        await conn.execute(
+            update(executions)
+            .where(executions.c.id == execution_id)
+            .values(runner_id="other:2", outcome="failed", error="taken over")
+        )
+    clock.advance(11)
+    await runner.upkeep()
+    await finish_runs(runner)
+    (row,) = await history(store)
+    assert (row.runner_id, row.outcome, row.error) == ("other:2", "failed", "taken over")
+
+
+async def test_history_retention_keeps_recent_and_running(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", "wait_for_gate"), retention_days=1)
+    for minute in (1, 2):
+        clock.set(T0 + timedelta(minutes=minute))
+        await runner.tick()
+    clock.set(T0 + timedelta(days=2))
+    await runner.upkeep()
+    rows = await history(store)
+    assert [r.outcome for r in rows] == ["running"]  # the skipped occurrence is gone
+    sample_jobs.GATES["a"].set()
+    await finish_runs(runner)
+
+
+async def test_run_sleeps_until_the_next_due_time(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(
+        store, clock, event("a", schedule={"every": "10s", "timezone": "UTC"}), check_interval=60
+    )
+    clock.set(T0 + timedelta(seconds=3))
+    original = clock.sleep_until
+
+    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
+        await original(deadline, wake)
+        runner.stop()
+
+    clock.sleep_until = sleep_once  # type: ignore[method-assign]
+    await runner.run()
+    assert clock.sleeps == [T0 + timedelta(seconds=10)]  # not a fixed poll
