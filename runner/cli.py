@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from runner import config as configs
-from runner import logs, reconciler, schedules
+from runner import init, logs, reconciler, schedules
 from runner.clock import SystemClock
 from runner.errors import ConfigError, NotFound, Problem, RunnerError
 from runner.loop import Runner
@@ -249,6 +249,8 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if init.wanted(os.environ):
+        init.become_init()
     logs.setup(args.log_format, args.log_level)
     # Like `python -m`: functions named in the config may live in the working directory.
     sys.path.insert(0, os.getcwd())
