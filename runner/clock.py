@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -33,10 +34,8 @@ class SystemClock:
         delay = (deadline - self.now()).total_seconds()
         if delay <= 0 or wake.is_set():
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
 
 def utc(value: datetime) -> datetime:
