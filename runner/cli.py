@@ -20,7 +20,8 @@ from runner import config as configs
 from runner import init, logs, reconciler, schedules
 from runner.clock import SystemClock
 from runner.errors import ConfigError, NotFound, Problem, RunnerError
-from runner.loop import Runner
+from runner.housekeeper import Report as CleanupReport
+from runner.loop import Runner, default_runner_id, run_housekeeping
 from runner.occurrences import next_fire
 from runner.specs import Config, EventSpec
 from runner.store.locks import exclusive_runner, sqlite_path
@@ -96,7 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     resume = command("resume", cmd_resume, "resume a paused event from its next occurrence")
     for sub in (trigger, pause, resume):
         sub.add_argument("name")
-    for sub in (plan, apply, listing, nxt, run, history, trigger, pause, resume):
+    cleanup = command("cleanup", cmd_cleanup, "run housekeeping now and print the report")
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="delete nothing; report what would go"
+    )
+    cleanup.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this policy (repeatable)",
+    )
+    cleanup.add_argument("--json", action="store_true")
+    for sub in (plan, apply, listing, nxt, run, history, trigger, pause, resume, cleanup):
         _config_flag(sub)
         _db_flag(sub)
     command("schema", cmd_schema, "print the JSON Schema of config files")
@@ -264,7 +277,8 @@ async def _serve(args: argparse.Namespace, config: Config, url: str) -> int:
     store = await Store.open(url)
     try:
         await reconciler.apply(store, config, CLOCK.now())
-        runner = Runner(store, config.settings, CLOCK)
+        protected = [*config.files, *configs.sqlite_files(url)]
+        runner = Runner(store, config.settings, CLOCK, protected_files=protected)
         live = reconciler.LiveConfig([args.config], os.environ, store, CLOCK, config)
         live.on_applied = lambda new: _adopt(runner, new)
         runner.revision = lambda: live.current.revision
@@ -335,6 +349,67 @@ def cmd_history(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _with_store(args, config, show)
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Housekeeping now: the config's policies and those registered through the library."""
+    config = _load(args)
+    url = database_url(args, config)
+
+    async def clean(store: Store) -> int:
+        policies = [*config.cleanups, *await store.cleanup_policies(source="user")]
+        unknown = set(args.policy) - {p.name for p in policies}
+        if unknown:
+            raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
+        chosen = [p for p in policies if not args.policy or p.name in args.policy]
+        protected = [*config.files, *configs.sqlite_files(url)]
+        reports = await run_housekeeping(
+            store,
+            chosen,
+            config.settings,
+            CLOCK.now(),
+            default_runner_id(),
+            protected,
+            args.dry_run,
+        )
+        if args.json:
+            print(json.dumps([dataclasses.asdict(r) for r in reports], indent=2, default=str))
+        else:
+            print(_cleanup_table(reports))
+        return EXIT_FAIL if any(r.errors for r in reports) else EXIT_OK
+
+    return _with_store(args, config, clean)
+
+
+def _cleanup_table(reports: list[CleanupReport]) -> str:
+    header = ["POLICY", "SCANNED", "MATCHED", "DELETED", "FREED", "ERRORS", "SECONDS", "DIRECTORY"]
+    rows = [
+        [
+            r.policy + (" (dry run)" if r.dry_run else ""),
+            str(r.scanned),
+            str(r.matched),
+            str(r.deleted),
+            _size(r.bytes_freed),
+            str(len(r.errors)),
+            f"{r.duration:.3f}",
+            r.directory,
+        ]
+        for r in reports
+    ]
+    lines = [_table(header, rows, "no cleanup policies")]
+    for r in reports:
+        lines += [f"{r.policy}: error: {e}" for e in r.errors]
+        lines += [f"{r.policy}: would delete {name}" for name in r.would_delete]
+    return "\n".join(lines)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _change_event(args: argparse.Namespace, verb: str) -> int:

@@ -12,21 +12,29 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from runner import housekeeper, schedules
 from runner.clock import Clock
 from runner.dispatch import decide
 from runner.errors import StoreError
+from runner.housekeeper import Report as CleanupReport
 from runner.jobs import JobContext, JobResult, run_job
-from runner.specs import Settings
+from runner.specs import CleanupSpec, Settings
 from runner.store.sql import Started, Store
 
 log = logging.getLogger("runner.loop")
 
 RETENTION_EVERY = timedelta(hours=1)
+
+
+def _log_failure(task: asyncio.Task[list[CleanupReport]]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("housekeeping failed", exc_info=task.exception())
 
 
 def default_runner_id() -> str:
@@ -41,6 +49,30 @@ class _Run:
     reason: list[str] = field(default_factory=list)  # why it was cancelled, if it was
 
 
+async def run_housekeeping(
+    store: Store,
+    policies: Sequence[CleanupSpec],
+    settings: Settings,
+    now: datetime,
+    runner_id: str,
+    protected_files: Sequence[str] = (),
+    dry_run: bool = False,
+) -> list[CleanupReport]:
+    """Run ``policies`` under the housekeeper settings and store the reports."""
+    keeper = settings.housekeeper
+    reports = await housekeeper.clean_all(
+        policies,
+        now,
+        keeper.default_retention,
+        dry_run or keeper.dry_run,
+        keeper.concurrent_cleanups,
+        protected_files,
+    )
+    if keeper.report_enabled:
+        await store.save_cleanup_reports(reports, runner_id, now)
+    return reports
+
+
 class Runner:
     """Executes due events from ``store`` under ``settings``' limits."""
 
@@ -51,6 +83,7 @@ class Runner:
         clock: Clock,
         runner_id: str | None = None,
         revision: Callable[[], str | None] = lambda: None,
+        protected_files: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.settings = settings
@@ -63,6 +96,9 @@ class Runner:
         self._stopping = False
         self._last_retention: datetime | None = None
         self._last_renewal: datetime | None = None
+        self.protected_files = list(protected_files)
+        self.housekeeping: asyncio.Task[list[CleanupReport]] | None = None
+        self._next_housekeeping: datetime | None = None
 
     # --- one step -----------------------------------------------------------------------
 
@@ -169,8 +205,10 @@ class Runner:
     # --- upkeep -------------------------------------------------------------------------
 
     async def upkeep(self) -> None:
-        """Renew the leases of running jobs and, hourly, delete old history."""
+        """Renew the leases of running jobs, start housekeeping when its schedule says,
+        and, hourly, delete old history."""
         now = self.clock.now()
+        self._start_housekeeping(now)
         every = timedelta(seconds=self.settings.lease_seconds / 3)
         if self.runs and (self._last_renewal is None or now - self._last_renewal >= every):
             self._last_renewal = now
@@ -192,6 +230,25 @@ class Runner:
                     removed,
                     extra={"before": cutoff.isoformat()},
                 )
+
+    def _start_housekeeping(self, now: datetime) -> None:
+        """Every runner cleans its own files, on ``housekeeper.schedule``, in the background."""
+        keeper = self.settings.housekeeper
+        schedule = schedules.Cron(keeper.schedule, ZoneInfo(self.settings.timezone))
+        if self._next_housekeeping is None or not keeper.enabled:
+            self._next_housekeeping = schedule.next_after(now)
+            return
+        busy = self.housekeeping is not None and not self.housekeeping.done()
+        if now < self._next_housekeeping or busy:
+            return
+        self._next_housekeeping = schedule.next_after(now)
+        self.housekeeping = asyncio.create_task(self._housekeep(now))
+        self.housekeeping.add_done_callback(_log_failure)
+
+    async def _housekeep(self, now: datetime) -> list[CleanupReport]:
+        policies = await self.store.cleanup_policies()
+        args = (self.settings, now, self.runner_id, self.protected_files)
+        return await run_housekeeping(self.store, policies, *args)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -248,4 +305,6 @@ class Runner:
                     run.task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        if self.housekeeping is not None and not self.housekeeping.done():
+            await asyncio.wait([self.housekeeping], timeout=grace)
         self.executor.shutdown(wait=False, cancel_futures=True)

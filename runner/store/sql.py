@@ -7,6 +7,7 @@ clock), never from the database's ``now()``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner import occurrences
 from runner.dispatch import Decision, DueEvent, Record, settle
-from runner.errors import StoreError
+from runner.errors import Conflict, StoreError
+from runner.housekeeper import Report as CleanupReport
 from runner.plan import Plan, Stored
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
-from runner.store.tables import cleanup_configs, events, executions, state
+from runner.store.tables import cleanup_configs, cleanup_reports, events, executions, state
 
 CONFIG_STATE = "config"
 
@@ -484,7 +486,8 @@ class Store:
             return [_to_execution(row) for row in await conn.execute(query)]
 
     async def purge_history(self, before: datetime, batch: int = 1000) -> int:
-        """Delete finished executions older than ``before``, in batches; returns how many."""
+        """Delete finished executions (in batches) and housekeeping reports older than
+        ``before``; returns how many executions went."""
         total = 0
         while True:
             async with self._write() as conn:
@@ -498,7 +501,61 @@ class Store:
                 )
             total += done.rowcount
             if done.rowcount < batch:
-                return total
+                break
+        async with self._write() as conn:
+            await conn.execute(delete(cleanup_reports).where(cleanup_reports.c.started_at < before))
+        return total
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    async def cleanup_policies(self, source: str | None = None) -> list[CleanupSpec]:
+        """The stored cleanup policies (of one source, or all), by priority then name."""
+        query = select(cleanup_configs.c.spec).order_by(
+            cleanup_configs.c.priority, cleanup_configs.c.name
+        )
+        if source is not None:
+            query = query.where(cleanup_configs.c.source == source)
+        async with self._read() as conn:
+            return [CleanupSpec.from_json(spec) for spec in await conn.scalars(query)]
+
+    async def register_cleanup(self, spec: CleanupSpec, now: datetime) -> None:
+        """Create or replace a user (library/API) policy; a config policy's name is refused."""
+        async with self._write() as conn:
+            source = await conn.scalar(
+                select(cleanup_configs.c.source).where(cleanup_configs.c.name == spec.name)
+            )
+            if source == "config":
+                raise Conflict(f"cleanup policy '{spec.name}' belongs to the config files")
+            row = _cleanup_row(spec, "user", None, now)
+            if source is None:
+                await conn.execute(insert(cleanup_configs).values(row))
+            else:
+                del row["created_at"]
+                where = cleanup_configs.c.name == spec.name
+                await conn.execute(update(cleanup_configs).where(where).values(row))
+
+    async def save_cleanup_reports(
+        self, reports: list[CleanupReport], runner_id: str, now: datetime
+    ) -> None:
+        """Store each policy's report and remember it as the policy's last run."""
+        if not reports:
+            return
+        async with self._write() as conn:
+            rows = [_report_row(r, runner_id) for r in reports]
+            await conn.execute(insert(cleanup_reports), rows)
+            for report, row in zip(reports, rows, strict=True):
+                summary = {k: v for k, v in row.items() if k not in ("would_delete", "policy")}
+                await conn.execute(
+                    update(cleanup_configs)
+                    .where(cleanup_configs.c.name == report.policy)
+                    .values(last_run=now, last_report=_jsonable(summary), updated_at=now)
+                )
+
+    async def cleanup_reports(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest housekeeping reports, newest first."""
+        query = select(cleanup_reports).order_by(cleanup_reports.c.id.desc()).limit(limit)
+        async with self._read() as conn:
+            return [dict(row._mapping) for row in await conn.execute(query)]
 
 
 def _row(spec: EventSpec | CleanupSpec, revision: str, now: datetime) -> dict[str, Any]:
@@ -689,3 +746,13 @@ def _to_execution(row: Any) -> ExecutionRow:
         runner_id=row.runner_id,
         config_revision=row.config_revision,
     )
+
+
+def _report_row(report: CleanupReport, runner_id: str) -> dict[str, Any]:
+    values = dataclasses.asdict(report)
+    values["runner_id"] = runner_id
+    return values
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -163,4 +164,23 @@ state = Table(
     C("key", String(100), primary_key=True),
     C("value", JSON, nullable=True),
     _now_column("updated_at"),
+)
+
+# One row per policy per housekeeping run: what was scanned, deleted and freed.
+cleanup_reports = Table(
+    "scheduler_cleanup_reports",
+    metadata,
+    C("id", Integer, primary_key=True, autoincrement=True),
+    C("policy", String(100), nullable=False, index=True),
+    C("directory", Text, nullable=False),
+    C("dry_run", Boolean, nullable=False),
+    C("scanned", Integer, nullable=False),
+    C("matched", Integer, nullable=False),
+    C("deleted", Integer, nullable=False),
+    C("bytes_freed", BigInteger, nullable=False),
+    C("errors", JSON, nullable=False),
+    C("would_delete", JSON, nullable=False),
+    C("started_at", UTCDateTime(), nullable=False, index=True),
+    C("duration", Float, nullable=False),
+    C("runner_id", String(200), nullable=True),
 )
