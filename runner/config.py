@@ -153,6 +153,16 @@ def validate(
     return builder.finish()
 
 
+def validate_data(
+    data: Mapping[str, Any], source: str, now: datetime, settings: Settings
+) -> Report:
+    """Validate a declaration made in code (library, API) exactly as a config file would
+    be, under ``settings``. Problems have no line; their ``path`` names the field."""
+    builder = _Builder({}, now)
+    builder.add_document(source, Parsed(dict(data)))
+    return builder.finish(settings)
+
+
 class _Builder:
     """Collects declarations across files, then resolves them into one Config."""
 
@@ -174,8 +184,10 @@ class _Builder:
             return
         parsed, problems = parse(text, name, self.environ)
         self.problems.extend(problems)
-        if problems:
-            return
+        if not problems:
+            self.add_document(name, parsed)
+
+    def add_document(self, name: str, parsed: Parsed) -> None:
         if parsed.data is None:
             parsed.data = {}
         schema_problems = _schema_problems(name, parsed)
@@ -183,10 +195,10 @@ class _Builder:
         if not schema_problems:
             self.documents.append((name, parsed))
 
-    def finish(self) -> Report:
+    def finish(self, settings: Settings | None = None) -> Report:
         if self.problems:
             return Report(None, self.problems)
-        resolver = _Resolver(self.environ, self.now, self.documents)
+        resolver = _Resolver(self.environ, self.now, self.documents, settings)
         config = resolver.resolve()
         problems = resolver.problems
         errors = [p for p in problems if p.severity == "error"]
@@ -264,8 +276,13 @@ class _Resolver:
     """Turns schema-valid documents into specs; reports what a schema cannot see."""
 
     def __init__(
-        self, environ: Mapping[str, str], now: datetime, documents: list[tuple[str, Parsed]]
+        self,
+        environ: Mapping[str, str],
+        now: datetime,
+        documents: list[tuple[str, Parsed]],
+        settings: Settings | None = None,
     ) -> None:
+        self.base_settings = settings
         self.environ = environ
         self.now = now
         self.documents = documents
@@ -329,6 +346,8 @@ class _Resolver:
 
     def _settings(self) -> Settings:
         found = [(f, p) for f, p in self.documents if "settings" in p.data]
+        if not found and self.base_settings is not None:
+            return self.base_settings
         for file, parsed in found[1:]:
             message = f"settings may appear in one file only (already in {found[0][0]})"
             self.problem((file, parsed, ("settings",)), message)

@@ -210,14 +210,13 @@ class Runner:
         now = self.clock.now()
         self._start_housekeeping(now)
         every = timedelta(seconds=self.settings.lease_seconds / 3)
-        if self.runs and (self._last_renewal is None or now - self._last_renewal >= every):
+        if self._last_renewal is None or now - self._last_renewal >= every:
             self._last_renewal = now
-            until = now + timedelta(seconds=self.settings.lease_seconds)
-            held = await self.store.renew_leases(list(self.runs), self.runner_id, until)
-            for execution_id in set(self.runs) - held:
-                run = self.runs[execution_id]
-                run.reason.append("lease lost: the run was taken over")
-                run.task.cancel()
+            await self._renew_leases(now)
+            # Runs of runners that died (their leases expired) are recorded and retried.
+            recovered = await self.store.recover(now)
+            if recovered:
+                log.warning("recovered %d runs of a runner that stopped", recovered)
         if self.settings.auto_cleanup_enabled and (
             self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
         ):
@@ -230,6 +229,16 @@ class Runner:
                     removed,
                     extra={"before": cutoff.isoformat()},
                 )
+
+    async def _renew_leases(self, now: datetime) -> None:
+        if not self.runs:
+            return
+        until = now + timedelta(seconds=self.settings.lease_seconds)
+        held = await self.store.renew_leases(list(self.runs), self.runner_id, until)
+        for execution_id in set(self.runs) - held:
+            run = self.runs[execution_id]
+            run.reason.append("lease lost: the run was taken over")
+            run.task.cancel()
 
     def _start_housekeeping(self, now: datetime) -> None:
         """Every runner cleans its own files, on ``housekeeper.schedule``, in the background."""

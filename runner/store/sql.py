@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner import occurrences
@@ -69,6 +69,33 @@ class ExecutionRow:
     error: str | None
     runner_id: str | None
     config_revision: str | None
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What ``list_events`` narrows to; None means "any"."""
+
+    status: str | None = None
+    module_id: str | None = None
+    function_name: str | None = None
+    recurring: bool | None = None
+    limit: int | None = None
+
+    def conditions(self) -> list[Any]:
+        found: list[Any] = []
+        if self.status == "paused":
+            found.append((events.c.status == "active") & (events.c.paused | ~events.c.enabled))
+        elif self.status == "active":
+            found.append((events.c.status == "active") & ~events.c.paused & events.c.enabled)
+        elif self.status is not None:
+            found.append(events.c.status == self.status)
+        if self.module_id is not None:
+            found.append(events.c.module_id == self.module_id)
+        if self.function_name is not None:
+            found.append(events.c.function_name == self.function_name)
+        if self.recurring is not None:
+            found.append(events.c.recurring == self.recurring)
+        return found
 
 
 @dataclass(frozen=True)
@@ -209,11 +236,56 @@ class Store:
 
     # --- events -------------------------------------------------------------------------
 
-    async def list_events(self) -> list[EventRow]:
-        """Every event, ordered by name."""
+    async def list_events(self, filters: EventFilter | None = None) -> list[EventRow]:
+        """Events matching ``filters`` (all by default), ordered by name."""
+        query = select(events).order_by(events.c.name)
+        if filters is not None:
+            query = query.where(*filters.conditions())
+            if filters.limit is not None:
+                query = query.limit(filters.limit)
         async with self._read() as conn:
-            rows = await conn.execute(select(events).order_by(events.c.name))
-            return [_to_event(r) for r in rows]
+            return [_to_event(r) for r in await conn.execute(query)]
+
+    async def count_events(self, filters: EventFilter | None = None) -> int:
+        """How many events match ``filters`` (ignoring its limit)."""
+        query = select(func.count()).select_from(events)
+        if filters is not None:
+            query = query.where(*filters.conditions())
+        async with self._read() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    async def events_by_status(self) -> dict[str, int]:
+        """Event counts by displayed status (``paused`` for paused or disabled active ones)."""
+        paused = events.c.paused | ~events.c.enabled
+        status = case((and_(events.c.status == "active", paused), "paused"), else_=events.c.status)
+        query = select(status, func.count()).group_by(status)
+        async with self._read() as conn:
+            return {name: count for name, count in await conn.execute(query)}
+
+    async def create_user_event(self, spec: EventSpec, now: datetime) -> None:
+        """Add an event owned by the API/library; reconcile never touches it.
+
+        Raises :class:`Conflict` when the name is taken (by a config or user event).
+        """
+        row = _event_row(spec, None, now) | {"source": "user"} | _runtime(spec, now, True)
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(events).values(row))
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise Conflict(f"an event named '{spec.name}' already exists") from exc
+            raise
+
+    async def cancel_event(self, name: str, now: datetime) -> str | None:
+        """Cancel a user event (no further runs; history kept). Returns the event's source,
+        None when there is no such event; config events are left alone."""
+        async with self._write() as conn:
+            source = await conn.scalar(select(events.c.source).where(events.c.name == name))
+            if source == "user":
+                values = {"status": "cancelled", "next_execution": None, "retry_at": None}
+                where = events.c.name == name
+                await conn.execute(update(events).where(where).values(values, updated_at=now))
+            return source
 
     async def get_event(self, name: str) -> EventRow | None:
         async with self._read() as conn:
@@ -577,7 +649,7 @@ def _runtime(spec: EventSpec | CleanupSpec, now: datetime, reset_counters: bool)
     return values
 
 
-def _event_row(spec: EventSpec, revision: str, now: datetime) -> dict[str, Any]:
+def _event_row(spec: EventSpec, revision: str | None, now: datetime) -> dict[str, Any]:
     kind, value = _interval(spec)
     return {
         "name": spec.name,

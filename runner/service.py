@@ -1,0 +1,376 @@
+"""The library API: :class:`SchedulerService`, whose every call returns a :class:`Result`.
+
+Events created here are *user* events: reconcile never touches them, and they may be
+cancelled. Inputs are validated by the same schema and checks as config files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from runner import config as configs
+from runner import schedules
+from runner.clock import Clock, SystemClock
+from runner.errors import Conflict, NotFound, RunnerError, StoreError
+from runner.loop import Runner, run_housekeeping
+from runner.specs import Settings
+from runner.store.sql import EventFilter, EventRow, ExecutionRow, Store
+
+log = logging.getLogger("runner.service")
+T = TypeVar("T")
+UNITS = ("seconds", "minutes", "hours", "days", "weeks", "months")
+
+
+@dataclass(frozen=True)
+class Result(Generic[T]):
+    """The outcome of a service call: ``data`` on success, an error ``code`` and ``message``
+    on failure. ``meta`` carries extra facts (e.g. counts of a listing)."""
+
+    success: bool
+    data: T | None = None
+    code: str | None = None
+    message: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, data: T | None = None, **meta: Any) -> Result[T]:
+        return cls(True, data, meta=meta)
+
+    @classmethod
+    def fail(cls, code: str, message: str) -> Result[T]:
+        return cls(False, None, code, message)
+
+
+class Invalid(RunnerError):
+    """Input that does not pass validation."""
+
+
+async def _guard(call: Awaitable[Result[T]]) -> Result[T]:
+    """Turn runner's exceptions into failed Results; unexpected ones are logged."""
+    try:
+        return await call
+    except Invalid as exc:
+        return Result.fail("validation_error", str(exc))
+    except NotFound as exc:
+        return Result.fail("not_found", str(exc))
+    except Conflict as exc:
+        return Result.fail("conflict", str(exc))
+    except StoreError as exc:
+        log.error("database error: %s", exc)
+        return Result.fail("database_error", "the database is unavailable")
+    except Exception:
+        log.exception("unexpected error in the scheduler service")
+        return Result.fail("internal_error", "unexpected error; see the runner's log")
+
+
+def event_json(row: EventRow) -> dict[str, Any]:
+    """An event as the API and library return it."""
+    spec = row.spec
+    function = getattr(spec.job, "function", None)
+    return {
+        "name": row.name,
+        "description": spec.description,
+        "module_id": spec.module_id,
+        "function_name": function,
+        "parameters": dict(getattr(spec.job, "parameters", {}) or {}) if function else None,
+        "command": None if function else list(getattr(spec.job, "argv", [])),
+        "source": row.source,
+        "status": row.display_status,
+        "recurring": spec.recurring,
+        "schedule": dict(spec.schedule),
+        "next_execution": _iso(row.next_execution),
+        "last_execution": _iso(row.last_execution),
+        "execution_count": row.execution_count,
+        "failure_count": row.failure_count,
+        "max_executions": spec.max_executions,
+        "config_revision": row.config_revision,
+    }
+
+
+def execution_json(row: ExecutionRow) -> dict[str, Any]:
+    data = asdict(row)
+    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class SchedulerService:
+    """Schedule and drive work from a Python program.
+
+    Open one with :meth:`open` (it migrates the database), call :meth:`start` to execute
+    due jobs in this process, and :meth:`shutdown` to stop gracefully and close.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        runner: Runner | None = None,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock()
+        self.runner = runner
+        self._wake = wake
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, database_url: str, settings: Settings | None = None, clock: Clock | None = None
+    ) -> SchedulerService:
+        """A service on ``database_url`` (``sqlite:///file.db`` or ``postgresql://...``)."""
+        return cls(await Store.open(database_url), settings, clock)
+
+    def wake(self) -> None:
+        if self.runner is not None:
+            self.runner.wake.set()
+        self._wake()
+
+    # --- running in this process --------------------------------------------------------
+
+    async def start(self) -> Result[None]:
+        """Execute due jobs in the background of this event loop until :meth:`shutdown`."""
+        if self.runner is None:
+            self.runner = Runner(self.store, self.settings, self.clock)
+        if self._task is None:
+            await self.store.recover(self.clock.now())
+            self._task = asyncio.create_task(self.runner.run())
+        return Result.ok()
+
+    async def shutdown(self, grace: float | None = None) -> Result[None]:
+        """Stop running jobs (after ``grace`` seconds, default ``shutdown_grace``) and close."""
+
+        async def stop() -> Result[None]:
+            if self.runner is not None and self._task is not None:
+                self.runner.stop()
+                await self._task
+                await self.runner.shutdown(self.settings.shutdown_grace if grace is None else grace)
+            await self.store.close()
+            return Result.ok()
+
+        return await _guard(stop())
+
+    # --- events -------------------------------------------------------------------------
+
+    async def schedule_event(
+        self,
+        name: str,
+        function_name: str,
+        next_execution: datetime | str | None = None,
+        recurring: bool = False,
+        interval_type: str | None = None,
+        interval_value: int | str | None = None,
+        module_id: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        max_executions: int | None = None,
+        description: str = "",
+        timezone: str | None = None,
+        **options: Any,
+    ) -> Result[dict[str, Any]]:
+        """Create a user event calling ``function_name`` (``module:callable``).
+
+        One-time: ``next_execution`` (refused in the past unless ``allow_past_events``).
+        Recurring: ``interval_type`` ``cron`` with an expression, or a unit (seconds …
+        months) with a count, starting at ``next_execution`` if given. ``options`` take
+        the config's other event fields (``timeout``, ``retry``, ``overlap``, ...).
+        """
+
+        async def create() -> Result[dict[str, Any]]:
+            schedule = _schedule(next_execution, recurring, interval_type, interval_value, timezone)
+            declared = {
+                "name": name,
+                "function": function_name,
+                "parameters": dict(parameters or {}),
+                "schedule": schedule,
+                "description": description,
+                **({"module_id": module_id} if module_id else {}),
+                **({"max_executions": max_executions} if max_executions else {}),
+                **options,
+            }
+            spec = self._validated("events", declared)
+            now = self.clock.now()
+            at = schedules.from_spec(spec.schedule)
+            if (
+                isinstance(at, schedules.At)
+                and at.at <= now
+                and not self.settings.allow_past_events
+            ):
+                raise Invalid(
+                    f"next_execution {at.at.isoformat()} is in the past (allow_past_events is off)"
+                )
+            await self.store.create_user_event(spec, now)
+            self.wake()
+            return await self.get_event(name)
+
+        return await _guard(create())
+
+    def _validated(self, section: str, declared: Mapping[str, Any]) -> Any:
+        report = configs.validate_data(
+            {section: [declared]}, "<service>", self.clock.now(), self.settings
+        )
+        if report.config is None:
+            problems = "; ".join(
+                f"{p.path.removeprefix(f'{section}[0]').lstrip('.') or section}: {p.message}"
+                for p in report.errors
+            )
+            raise Invalid(problems)
+        return (report.config.events or report.config.cleanups)[0]
+
+    async def list_events(
+        self,
+        status: str | None = None,
+        module_id: str | None = None,
+        function_name: str | None = None,
+        recurring: bool | None = None,
+        limit: int | None = None,
+    ) -> Result[list[dict[str, Any]]]:
+        """Events matching the filters; ``meta`` has ``total_count`` and ``filtered_count``."""
+
+        async def listing() -> Result[list[dict[str, Any]]]:
+            filters = EventFilter(status, module_id, function_name, recurring)
+            rows = await self.store.list_events(
+                EventFilter(status, module_id, function_name, recurring, limit)
+            )
+            total = await self.store.count_events()
+            matching = await self.store.count_events(filters)
+            return Result.ok(
+                [event_json(r) for r in rows], total_count=total, filtered_count=matching
+            )
+
+        return await _guard(listing())
+
+    async def get_event(self, name: str) -> Result[dict[str, Any]]:
+        async def get() -> Result[dict[str, Any]]:
+            return Result.ok(event_json(await self._event(name)))
+
+        return await _guard(get())
+
+    async def _event(self, name: str) -> EventRow:
+        row = await self.store.get_event(name)
+        if row is None:
+            raise NotFound(f"no event named '{name}'")
+        return row
+
+    async def cancel_event(self, name: str) -> Result[dict[str, Any]]:
+        """Cancel a user event. Config events belong to the config files: ``conflict``."""
+
+        async def cancel() -> Result[dict[str, Any]]:
+            source = await self.store.cancel_event(name, self.clock.now())
+            if source is None:
+                raise NotFound(f"no event named '{name}'")
+            if source != "user":
+                raise Conflict(f"event '{name}' belongs to the config files; remove it there")
+            return await self.get_event(name)
+
+        return await _guard(cancel())
+
+    async def pause_event(self, name: str) -> Result[dict[str, Any]]:
+        return await self._set_paused(name, True)
+
+    async def resume_event(self, name: str) -> Result[dict[str, Any]]:
+        return await self._set_paused(name, False)
+
+    async def _set_paused(self, name: str, paused: bool) -> Result[dict[str, Any]]:
+        async def change() -> Result[dict[str, Any]]:
+            if not await self.store.set_paused(name, paused, self.clock.now()):
+                raise NotFound(f"no event named '{name}'")
+            self.wake()
+            return await self.get_event(name)
+
+        return await _guard(change())
+
+    async def execute_now(self, name: str) -> Result[dict[str, Any]]:
+        """Ask for a run now, outside the schedule (the runner starts it at once)."""
+
+        async def trigger() -> Result[dict[str, Any]]:
+            if not await self.store.request_run(name, self.clock.now()):
+                raise NotFound(f"no event named '{name}'")
+            self.wake()
+            return await self.get_event(name)
+
+        return await _guard(trigger())
+
+    async def get_executions(
+        self, name: str | None = None, limit: int = 50
+    ) -> Result[list[dict[str, Any]]]:
+        """The latest executions of ``name`` (or of all events), newest first."""
+
+        async def history() -> Result[list[dict[str, Any]]]:
+            if name is not None:
+                await self._event(name)
+            rows = await self.store.history(name, limit)
+            return Result.ok([execution_json(r) for r in rows])
+
+        return await _guard(history())
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    async def register_cleanup(
+        self, name: str, directory: str, **fields: Any
+    ) -> Result[dict[str, Any]]:
+        """Create or replace a user cleanup policy (same fields as the config's ``cleanup``)."""
+
+        async def register() -> Result[dict[str, Any]]:
+            spec = self._validated("cleanup", {"name": name, "directory": directory, **fields})
+            await self.store.register_cleanup(spec, self.clock.now())
+            return Result.ok(spec.to_json())
+
+        return await _guard(register())
+
+    async def list_cleanups(self) -> Result[list[dict[str, Any]]]:
+        async def listing() -> Result[list[dict[str, Any]]]:
+            return Result.ok([p.to_json() for p in await self.store.cleanup_policies()])
+
+        return await _guard(listing())
+
+    async def run_cleanup(
+        self, dry_run: bool = False, policies: Sequence[str] = ()
+    ) -> Result[list[dict[str, Any]]]:
+        """Run housekeeping now (``policies`` only, if given); returns the reports."""
+
+        async def clean() -> Result[list[dict[str, Any]]]:
+            stored = await self.store.cleanup_policies()
+            unknown = set(policies) - {p.name for p in stored}
+            if unknown:
+                raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
+            chosen = [p for p in stored if not policies or p.name in policies]
+            runner_id = self.runner.runner_id if self.runner else "service"
+            protected = self.runner.protected_files if self.runner else []
+            reports = await run_housekeeping(
+                self.store, chosen, self.settings, self.clock.now(), runner_id, protected, dry_run
+            )
+            return Result.ok([{**asdict(r), "started_at": _iso(r.started_at)} for r in reports])
+
+        return await _guard(clean())
+
+
+def _schedule(
+    next_execution: datetime | str | None,
+    recurring: bool,
+    interval_type: str | None,
+    interval_value: int | str | None,
+    timezone: str | None,
+) -> dict[str, Any]:
+    """The module design's scheduling arguments as a config schedule mapping."""
+    start = next_execution.isoformat() if isinstance(next_execution, datetime) else next_execution
+    zone = {"timezone": timezone} if timezone else {}
+    if not recurring and interval_type in (None, "once"):
+        if start is None:
+            raise Invalid("a one-time event needs next_execution")
+        return {"at": start, **zone}
+    if interval_type == "cron":
+        return {"cron": str(interval_value), **zone}
+    unit = (interval_type or "") if (interval_type or "").endswith("s") else f"{interval_type}s"
+    if unit not in UNITS or not isinstance(interval_value, int) or isinstance(interval_value, bool):
+        units = ", ".join(UNITS)
+        raise Invalid(f"interval_type is once, cron or one of {units}, with an integer value")
+    return {"every": {unit: interval_value}, **({"start": start} if start else {}), **zone}
