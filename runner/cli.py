@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
@@ -17,14 +15,14 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from runner import config as configs
-from runner import init, logs, reconciler, schedules
+from runner import init, logs, reconciler, schedules, server
 from runner.clock import SystemClock
 from runner.errors import ConfigError, NotFound, Problem, RunnerError
 from runner.housekeeper import Report as CleanupReport
-from runner.loop import Runner, default_runner_id, run_housekeeping
+from runner.loop import default_runner_id, run_housekeeping
 from runner.occurrences import next_fire
 from runner.specs import Config, EventSpec
-from runner.store.locks import exclusive_runner, sqlite_path
+from runner.store.locks import exclusive_runner
 from runner.store.sql import EventRow, ExecutionRow, Store
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES = 0, 1, 2
@@ -269,62 +267,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.getcwd())
     config = _load(args)
     url = database_url(args, config)
+    options = server.Options(args.config, url, once=args.once, watch=not args.no_watch)
     with exclusive_runner(url):
-        return asyncio.run(_serve(args, config, url))
-
-
-async def _serve(args: argparse.Namespace, config: Config, url: str) -> int:
-    store = await Store.open(url)
-    try:
-        await reconciler.apply(store, config, CLOCK.now())
-        protected = [*config.files, *configs.sqlite_files(url)]
-        runner = Runner(store, config.settings, CLOCK, protected_files=protected)
-        live = reconciler.LiveConfig([args.config], os.environ, store, CLOCK, config)
-        live.on_applied = lambda new: _adopt(runner, new)
-        runner.revision = lambda: live.current.revision
-        recovered = await store.recover(CLOCK.now(), everything=sqlite_path(url) is not None)
-        if recovered:
-            log.warning("recovered %d runs left running by a stopped runner", recovered)
-        if args.once:
-            await runner.run_once()
-            return EXIT_OK
-        return await _serve_forever(args, runner, live)
-    finally:
-        await store.close()
-
-
-async def _serve_forever(
-    args: argparse.Namespace, runner: Runner, live: reconciler.LiveConfig
-) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: signal.Signals) -> None:
-        log.info("%s received: stopping", signum.name)
-        stop.set()
-        runner.stop()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    watcher = None if args.no_watch else asyncio.create_task(live.watch(stop))
-    log.info(
-        "runner started",
-        extra={"runner_id": runner.runner_id, "revision": live.current.revision[:12]},
-    )
-    await runner.run()
-    await runner.shutdown(live.current.settings.shutdown_grace)
-    if watcher is not None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-    log.info("runner stopped")
-    return EXIT_OK
-
-
-def _adopt(runner: Runner, config: Config) -> None:
-    """Take a newly applied config's settings and look at the database again."""
-    runner.settings = config.settings
-    runner.wake.set()
+        return asyncio.run(server.serve(options, config, os.environ, CLOCK))
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import ipaddress
 import json
 import os
 import shlex
@@ -369,6 +370,10 @@ class _Resolver:
         message = schedules.check_cron(settings.housekeeper.schedule)
         if message:
             self.problem((file, parsed, (*path, "housekeeper", "schedule")), message)
+        listen = settings.api.listen
+        if listen and not settings.api.token and not is_loopback(split_listen(listen)[0]):
+            message = f"the API refuses to listen on {listen} without settings.api.token"
+            self.problem((file, parsed, (*path, "api", "listen")), message)
 
     def _event(
         self, where: tuple[str, Parsed, tuple[Any, ...]], data: dict[str, Any], settings: Settings
@@ -534,3 +539,20 @@ def _zone_exists(name: str) -> bool:
 
 def _unknown_zone(name: str) -> str:
     return f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) → (host, port)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)

@@ -24,6 +24,7 @@ from runner.dispatch import decide
 from runner.errors import StoreError
 from runner.housekeeper import Report as CleanupReport
 from runner.jobs import JobContext, JobResult, run_job
+from runner.metrics import Metrics
 from runner.specs import CleanupSpec, Settings
 from runner.store.sql import Started, Store
 
@@ -84,6 +85,7 @@ class Runner:
         runner_id: str | None = None,
         revision: Callable[[], str | None] = lambda: None,
         protected_files: Sequence[str] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -97,6 +99,8 @@ class Runner:
         self._last_retention: datetime | None = None
         self._last_renewal: datetime | None = None
         self.protected_files = list(protected_files)
+        self.metrics = metrics or Metrics()
+        self.last_tick: datetime | None = None
         self.housekeeping: asyncio.Task[list[CleanupReport]] | None = None
         self._next_housekeeping: datetime | None = None
 
@@ -127,6 +131,7 @@ class Runner:
         for event, decision in decisions:
             for record in decision.records:
                 if record.outcome != "running":
+                    self.metrics.executions.labels(event.spec.name, record.outcome).inc()
                     extra = {"event": event.spec.name, "scheduled_time": record.scheduled_time}
                     log.info("occurrence %s: %s", record.outcome, record.error, extra=extra)
         for run in started:
@@ -144,17 +149,21 @@ class Runner:
             "trigger": record.trigger,
         }
         if record.trigger == "schedule":
-            extra["lateness_s"] = round((now - record.scheduled_time).total_seconds(), 3)
+            lateness = (now - record.scheduled_time).total_seconds()
+            self.metrics.lateness.observe(max(lateness, 0.0))
+            extra["lateness_s"] = round(lateness, 3)
         log.info("run started", extra=extra)
-        run = _Run(started, asyncio.create_task(self._execute(started)))
+        self.metrics.running.inc()
+        run = _Run(started, asyncio.create_task(self._execute(started, now)))
         self.runs[started.execution_id] = run
         run.task.add_done_callback(lambda _: self._forget(started.execution_id))
 
     def _forget(self, execution_id: int) -> None:
         self.runs.pop(execution_id, None)
+        self.metrics.running.dec()
         self.wake.set()
 
-    async def _execute(self, started: Started) -> None:
+    async def _execute(self, started: Started, started_at: datetime) -> None:
         record = started.record
         context = JobContext(
             started.spec.name, started.execution_id, record.scheduled_time, record.attempt
@@ -165,10 +174,13 @@ class Runner:
             run = self.runs.get(started.execution_id)
             reason = run.reason[0] if run and run.reason else "runner shutting down"
             result = JobResult("interrupted", error=reason)
-        await self._finish(started, result)
+        await self._finish(started, result, started_at)
 
-    async def _finish(self, started: Started, result: JobResult) -> None:
+    async def _finish(self, started: Started, result: JobResult, started_at: datetime) -> None:
         now = self.clock.now()
+        name = started.spec.name
+        self.metrics.executions.labels(name, result.outcome).inc()
+        self.metrics.duration.labels(name).observe((now - started_at).total_seconds())
         try:
             kept = await self.store.finish(
                 started.execution_id,
@@ -257,7 +269,13 @@ class Runner:
     async def _housekeep(self, now: datetime) -> list[CleanupReport]:
         policies = await self.store.cleanup_policies()
         args = (self.settings, now, self.runner_id, self.protected_files)
-        return await run_housekeeping(self.store, policies, *args)
+        reports = await run_housekeeping(self.store, policies, *args)
+        for report in reports:
+            self.metrics.cleanup_files.labels(report.policy).inc(report.deleted)
+            self.metrics.cleanup_errors.labels(report.policy).inc(len(report.errors))
+            if not report.dry_run:
+                self.metrics.cleanup_bytes.labels(report.policy).inc(report.bytes_freed)
+        return reports
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -271,6 +289,8 @@ class Runner:
         config, a run ending, an API call), or ``check_interval`` at the longest."""
         while not self._stopping:
             self.wake.clear()
+            self.last_tick = self.clock.now()
+            self.metrics.heartbeat.set(self.last_tick.timestamp())
             try:
                 next_due = await self.tick()
                 await self.upkeep()

@@ -13,6 +13,7 @@ from watchfiles import awatch
 from runner import config as configs
 from runner.clock import Clock
 from runner.errors import Conflict
+from runner.metrics import Metrics
 from runner.plan import Plan, diff
 from runner.specs import Config
 from runner.store.sql import Store
@@ -66,6 +67,7 @@ class LiveConfig:
         clock: Clock,
         current: Config,
         on_applied: Callable[[Config], None] = lambda _: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.paths = list(paths)
         self.environ = environ
@@ -74,6 +76,7 @@ class LiveConfig:
         self.current = current
         self.on_applied = on_applied
         self.error: str | None = None
+        self.metrics = metrics or Metrics()
         # What to watch: directories (a file's parent), and the file names that matter.
         self.directories = sorted(
             {p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in self.paths}
@@ -96,6 +99,8 @@ class LiveConfig:
             log.error("config: %s", exc)
             return await self._refused(str(exc))
         self.current, self.error = report.config, None
+        self.metrics.reloads.labels("applied").inc()
+        self.metrics.config_error.set(0)
         if not result.empty:
             log.info(
                 "config applied: %s", result.summary(), extra={"revision": report.config.revision}
@@ -105,6 +110,8 @@ class LiveConfig:
 
     async def _refused(self, message: str) -> bool:
         self.error = message
+        self.metrics.reloads.labels("refused").inc()
+        self.metrics.config_error.set(1)
         log.warning("config not applied; still running revision %s", self.current.revision[:12])
         await self.store.record_config_error(message, self.clock.now())
         return False

@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("runner_id", sa.String(200), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_scheduler_cleanup_reports"),
     )
-    op.create_index(
-        "ix_scheduler_cleanup_reports_policy", "scheduler_cleanup_reports", ["policy"]
-    )
+    op.create_index("ix_scheduler_cleanup_reports_policy", "scheduler_cleanup_reports", ["policy"])
     op.create_index(
         "ix_scheduler_cleanup_reports_started_at", "scheduler_cleanup_reports", ["started_at"]
     )

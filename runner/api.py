@@ -1,0 +1,276 @@
+"""HTTP over the service: the REST API, health, readiness and metrics.
+
+Every error is JSON, ``{"success": false, "error": {"code", "message"}}``, with a fitting
+status. Mutating calls need ``Authorization: Bearer <token>``; without a configured
+token they are refused. On a loopback address the ``Host`` header must name loopback
+too, so a web page cannot reach the API through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runner.clock import Clock
+from runner.config import is_loopback, split_listen
+from runner.errors import RunnerError
+from runner.metrics import Metrics
+from runner.service import Result, SchedulerService
+from runner.specs import ApiSettings
+
+log = logging.getLogger("runner.api")
+PREFIX = "/api/v1/scheduler"
+STATUS = {
+    "not_found": 404,
+    "conflict": 409,
+    "validation_error": 422,
+    "forbidden": 403,
+    "unauthorized": 401,
+    "database_error": 503,
+    "internal_error": 500,
+}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+@dataclass
+class State:
+    """What the API reads on each request, so a config reload changes it live."""
+
+    service: SchedulerService
+    metrics: Metrics
+    clock: Clock
+    api: Callable[[], ApiSettings]
+    config_error: Callable[[], str | None]
+    heartbeat: Callable[[], datetime | None]
+    check_interval: Callable[[], float]
+
+
+class NewEvent(BaseModel):
+    """A user event. Only a function listed in ``settings.api.allowed_functions``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=100)
+    function_name: str = Field(max_length=255)
+    next_execution: datetime | None = None
+    recurring: bool = False
+    interval_type: str | None = Field(None, description="once, cron, or seconds … months")
+    interval_value: int | str | None = None
+    module_id: str | None = Field(None, max_length=100)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    max_executions: int | None = Field(None, ge=1)
+    description: str = Field("", max_length=1000)
+    timezone: str | None = None
+
+
+class CleanupRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dry_run: bool = False
+    policies: list[str] = Field(default_factory=list)
+
+
+def _error(code: str, message: str, status: int | None = None) -> JSONResponse:
+    body = {"success": False, "error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status or STATUS.get(code, 400))
+
+
+def _respond(result: Result[Any], status: int = 200) -> JSONResponse:
+    if not result.success:
+        return _error(result.code or "internal_error", result.message or "failed")
+    return JSONResponse({"success": True, "data": result.data, **result.meta}, status_code=status)
+
+
+def create_app(state: State) -> FastAPI:
+    """The ASGI application. ``/openapi.json`` describes it."""
+    app = FastAPI(
+        title="runner",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        description=__doc__,
+    )
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def check_host(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        listen = state.api().listen or "127.0.0.1:0"
+        host = request.headers.get("host", "").rpartition(":")[0] or request.headers.get("host", "")
+        if is_loopback(split_listen(listen)[0]) and host not in LOOPBACK_NAMES:
+            return _error("invalid_host", "the Host header must name the loopback address", 421)
+        return await call_next(request)
+
+    async def authorized(request: Request) -> None:
+        token = state.api().token
+        if not token:
+            raise _Refusal(
+                "forbidden", "mutating calls are disabled: settings.api.token is not set"
+            )
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise _Refusal("unauthorized", "missing or wrong bearer token")
+
+    mutating = [Depends(authorized)]
+    service = state.service
+
+    @app.get(f"{PREFIX}/events")
+    async def list_events(
+        status: str | None = None,
+        module_id: str | None = None,
+        function_name: str | None = None,
+        recurring: bool | None = None,
+        limit: int | None = Query(None, ge=1, le=10_000),
+    ) -> JSONResponse:
+        return _respond(
+            await service.list_events(status, module_id, function_name, recurring, limit)
+        )
+
+    @app.post(f"{PREFIX}/events", dependencies=mutating, status_code=201)
+    async def create_event(event: NewEvent) -> JSONResponse:
+        if event.function_name not in state.api().allowed_functions:
+            return _error(
+                "forbidden", f"{event.function_name} is not in settings.api.allowed_functions"
+            )
+        fields = event.model_dump()
+        return _respond(await service.schedule_event(**fields), status=201)
+
+    @app.get(f"{PREFIX}/events/{{name}}")
+    async def get_event(name: str) -> JSONResponse:
+        return _respond(await service.get_event(name))
+
+    @app.delete(f"{PREFIX}/events/{{name}}", dependencies=mutating)
+    async def cancel_event(name: str) -> JSONResponse:
+        return _respond(await service.cancel_event(name))
+
+    @app.get(f"{PREFIX}/events/{{name}}/executions")
+    async def executions(name: str, limit: int = Query(50, ge=1, le=1000)) -> JSONResponse:
+        return _respond(await service.get_executions(name, limit))
+
+    @app.post(f"{PREFIX}/events/{{name}}/run", dependencies=mutating)
+    async def run_now(name: str) -> JSONResponse:
+        return _respond(await service.execute_now(name))
+
+    @app.post(f"{PREFIX}/events/{{name}}/pause", dependencies=mutating)
+    async def pause(name: str) -> JSONResponse:
+        return _respond(await service.pause_event(name))
+
+    @app.post(f"{PREFIX}/events/{{name}}/resume", dependencies=mutating)
+    async def resume(name: str) -> JSONResponse:
+        return _respond(await service.resume_event(name))
+
+    @app.get(f"{PREFIX}/cleanup")
+    async def cleanup_policies() -> JSONResponse:
+        return _respond(await service.list_cleanups())
+
+    @app.post(f"{PREFIX}/cleanup/run", dependencies=mutating)
+    async def cleanup_run(body: CleanupRun | None = None) -> JSONResponse:
+        body = body or CleanupRun()
+        return _respond(await service.run_cleanup(body.dry_run, body.policies))
+
+    _install_health(app, state)
+    return app
+
+
+def _install_health(app: FastAPI, state: State) -> None:
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"success": True, "data": {"status": "alive"}})
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        checks = await _readiness(state)
+        ready = all(c["ok"] for c in checks.values())
+        body = {"success": ready, "data": {"ready": ready, "checks": checks}}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        counts = await state.service.store.events_by_status()
+        state.metrics.events.clear()
+        for status, count in counts.items():
+            state.metrics.events.labels(status).set(count)
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def _readiness(state: State) -> dict[str, dict[str, Any]]:
+    database: dict[str, Any] = {"ok": True}
+    try:
+        await state.service.store.config_state()
+    except Exception as exc:
+        database = {"ok": False, "error": str(exc)}
+    error = state.config_error()
+    beat = state.heartbeat()
+    stale_after = timedelta(seconds=max(3 * state.check_interval(), 10))
+    fresh = beat is not None and state.clock.now() - beat <= stale_after
+    return {
+        "database": database,
+        "config": {"ok": error is None, "error": error},
+        "loop": {"ok": fresh, "last_tick": beat.isoformat() if beat else None},
+    }
+
+
+async def start(state: State, listen: str) -> asyncio.Task[None]:
+    """Serve the API on ``listen`` (host:port) in this event loop, once it is listening."""
+    host, port = split_listen(listen)
+    config = uvicorn.Config(
+        create_app(state), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # re-raises why it could not start
+            raise RunnerError(f"the API could not listen on {listen}")
+        await asyncio.sleep(0.01)
+    log.info("API listening on %s", listen)
+    return task
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal handling of its own: the runner owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _Refusal(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(_Refusal)
+    async def refused(_request: Request, exc: _Refusal) -> JSONResponse:
+        return _error(exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return _error("validation_error", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(code, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in the API", exc_info=exc)
+        return _error("internal_error", "unexpected error; see the runner's log", 500)

@@ -1,0 +1,60 @@
+"""Prometheus metrics of one runner process (a registry of its own, not the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+
+
+class Metrics:
+    """What ``/metrics`` shows. The loop, the reconciler and the housekeeper record here."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.executions = Counter(
+            "runner_executions",
+            "Occurrences by event and outcome.",
+            ["event", "outcome"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "runner_execution_duration_seconds", "Run durations.", ["event"], registry=r
+        )
+        self.lateness = Histogram(
+            "runner_lateness_seconds",
+            "Start time minus scheduled time of scheduled runs.",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.running = Gauge("runner_running_executions", "Runs in progress here.", registry=r)
+        self.events = Gauge("runner_events", "Events by status.", ["status"], registry=r)
+        self.reloads = Counter(
+            "runner_config_reloads", "Config reloads by result.", ["result"], registry=r
+        )
+        self.config_error = Gauge(
+            "runner_config_error", "1 while the latest config could not be applied.", registry=r
+        )
+        self.heartbeat = Gauge(
+            "runner_heartbeat_timestamp_seconds", "When the loop last ran (Unix time).", registry=r
+        )
+        self.cleanup_files = Counter(
+            "runner_cleanup_deleted_files", "Files deleted by policy.", ["policy"], registry=r
+        )
+        self.cleanup_bytes = Counter(
+            "runner_cleanup_freed_bytes", "Bytes freed by policy.", ["policy"], registry=r
+        )
+        self.cleanup_errors = Counter(
+            "runner_cleanup_errors", "Housekeeping errors by policy.", ["policy"], registry=r
+        )
+        self.info = Gauge(
+            "runner_info",
+            "This runner and its config revision.",
+            ["runner_id", "revision"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition format."""
+        return generate_latest(self.registry)

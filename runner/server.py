@@ -1,0 +1,119 @@
+"""``runner run``: the long-running process. Reconcile, execute, watch the config, serve
+the API, and stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from runner import config as configs
+from runner import reconciler
+from runner.clock import Clock
+from runner.errors import RunnerError
+from runner.loop import Runner
+from runner.metrics import Metrics
+from runner.specs import Config
+from runner.store.locks import sqlite_path
+from runner.store.sql import Store
+
+log = logging.getLogger("runner")
+
+
+@dataclass(frozen=True)
+class Options:
+    config_path: str
+    database_url: str
+    once: bool = False
+    watch: bool = True
+
+
+async def serve(options: Options, config: Config, environ: Mapping[str, str], clock: Clock) -> int:
+    """Run until stopped (or, with ``once``, until what is due now has run). Exit status."""
+    store = await Store.open(options.database_url)
+    try:
+        await reconciler.apply(store, config, clock.now())
+        metrics = Metrics()
+        protected = [*config.files, *configs.sqlite_files(options.database_url)]
+        runner = Runner(store, config.settings, clock, protected_files=protected, metrics=metrics)
+        live = reconciler.LiveConfig(
+            [options.config_path], environ, store, clock, config, metrics=metrics
+        )
+        live.on_applied = lambda new: _adopt(runner, new)
+        runner.revision = lambda: live.current.revision
+        # An SQLite file has one runner (us, holding its lock): whatever is running is stale.
+        alone = sqlite_path(options.database_url) is not None
+        recovered = await store.recover(clock.now(), everything=alone)
+        if recovered:
+            log.warning("recovered %d runs left running by a stopped runner", recovered)
+        if options.once:
+            await runner.run_once()
+            return 0
+        return await _serve_forever(options, runner, live)
+    finally:
+        await store.close()
+
+
+async def _serve_forever(options: Options, runner: Runner, live: reconciler.LiveConfig) -> int:
+    stop = asyncio.Event()
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("%s received: stopping", signum.name)
+        stop.set()
+        runner.stop()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    api = await _start_api(runner, live) if live.current.settings.api.listen else None
+    watcher = asyncio.create_task(live.watch(stop)) if options.watch else None
+    revision = live.current.revision[:12]
+    log.info("runner started", extra={"runner_id": runner.runner_id, "revision": revision})
+    await runner.run()
+    await runner.shutdown(live.current.settings.shutdown_grace)
+    for task in (watcher, api):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    log.info("runner stopped")
+    return 0
+
+
+def _adopt(runner: Runner, config: Config) -> None:
+    """Take a newly applied config's settings and look at the database again."""
+    runner.settings = config.settings
+    runner.wake.set()
+
+
+async def _start_api(runner: Runner, live: reconciler.LiveConfig) -> asyncio.Task[None]:
+    """Serve the HTTP API in this event loop; raises RunnerError if it cannot."""
+    try:
+        from runner import api
+    except ImportError as exc:
+        raise RunnerError(
+            f"settings.api.listen needs the API extra: pip install 'runner[api]' ({exc})"
+        ) from exc
+    from runner.service import SchedulerService
+
+    service = SchedulerService(runner.store, live.current.settings, runner.clock, runner=runner)
+    adopt_settings = live.on_applied
+
+    def adopt(new: Config) -> None:
+        adopt_settings(new)
+        service.settings = new.settings
+
+    live.on_applied = adopt
+    state = api.State(
+        service=service,
+        metrics=runner.metrics,
+        clock=runner.clock,
+        api=lambda: live.current.settings.api,
+        config_error=lambda: live.error,
+        heartbeat=lambda: runner.last_tick,
+        check_interval=lambda: runner.settings.check_interval,
+    )
+    return await api.start(state, live.current.settings.api.listen or "")
