@@ -120,7 +120,7 @@ class Runner:
     async def _claim_and_start(self, limit: int) -> int:
         """One claim of up to ``limit`` due events; returns how many were claimed."""
         now = self.clock.now()
-        lease = now + timedelta(seconds=self.settings.lease_seconds)
+        lease = self.settings.lease_seconds
         claimed = await self.store.claim_due(now, self.runner_id, limit, lease)
         if not claimed:
             return 0
@@ -245,8 +245,8 @@ class Runner:
     async def _renew_leases(self, now: datetime) -> None:
         if not self.runs:
             return
-        until = now + timedelta(seconds=self.settings.lease_seconds)
-        held = await self.store.renew_leases(list(self.runs), self.runner_id, until)
+        lease = self.settings.lease_seconds
+        held = await self.store.renew_leases(list(self.runs), self.runner_id, now, lease)
         for execution_id in set(self.runs) - held:
             run = self.runs[execution_id]
             run.reason.append("lease lost: the run was taken over")

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from watchfiles import awatch
 
@@ -19,6 +20,7 @@ from runner.specs import Config
 from runner.store.sql import Store
 
 log = logging.getLogger("runner.config")
+CONTESTED_WINDOW = timedelta(minutes=10)
 
 EMPTY_REFUSAL = (
     "the config declares no events and no cleanup policies, but the database holds some "
@@ -33,23 +35,49 @@ async def plan(store: Store, config: Config, allow_empty: bool = False) -> Plan:
     return diff(config, stored_events, stored_cleanups, allow_empty)
 
 
-async def apply(store: Store, config: Config, now: datetime, allow_empty: bool = False) -> Plan:
+async def apply(
+    store: Store,
+    config: Config,
+    now: datetime,
+    allow_empty: bool = False,
+    runner_id: str | None = None,
+) -> Plan:
     """Apply ``config`` in one transaction and return the plan carried out.
 
     Raises :class:`Conflict`, applying nothing, when the config takes the name of a user
     event or would empty a database that holds config declarations. Applying the same
     config twice writes nothing the second time.
     """
-    result = await plan(store, config, allow_empty)
+    result, previous = await store.reconcile(
+        config, now, lambda events, cleanups: diff(config, events, cleanups, allow_empty), runner_id
+    )
     if result.conflicts:
         raise Conflict("; ".join(result.conflicts))
     if result.refused_empty:
         raise Conflict(EMPTY_REFUSAL)
-    state = await store.config_state()
-    if result.empty and state.get("revision") == config.revision and not state.get("error"):
-        return result
-    await store.apply(config, result, now)
+    _warn_if_contested(previous, config, runner_id, now)
     return result
+
+
+def _warn_if_contested(
+    previous: Mapping[str, Any], config: Config, runner_id: str | None, now: datetime
+) -> None:
+    """Say so when another runner applied a different config recently: two configs are
+    live at once (a rolling update, or replicas with different files). Neither runner
+    reapplies on its own, so they do not thrash; the last to start or reload wins."""
+    other = previous.get("applied_by")
+    if not other or other == runner_id or previous.get("revision") == config.revision:
+        return
+    applied_at = datetime.fromisoformat(previous["applied_at"])
+    if now - applied_at < CONTESTED_WINDOW:
+        log.warning(
+            "config revision %s replaces %s, applied by %s %.0fs ago: two configs are live "
+            "(a rolling update?); the last runner to apply wins",
+            config.revision[:12],
+            str(previous.get("revision"))[:12],
+            other,
+            (now - applied_at).total_seconds(),
+        )
 
 
 class LiveConfig:
@@ -68,6 +96,7 @@ class LiveConfig:
         current: Config,
         on_applied: Callable[[Config], None] = lambda _: None,
         metrics: Metrics | None = None,
+        runner_id: str | None = None,
     ) -> None:
         self.paths = list(paths)
         self.environ = environ
@@ -77,6 +106,7 @@ class LiveConfig:
         self.on_applied = on_applied
         self.error: str | None = None
         self.metrics = metrics or Metrics()
+        self.runner_id = runner_id
         # What to watch: directories (a file's parent), and the file names that matter.
         self.directories = sorted(
             {p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in self.paths}
@@ -94,7 +124,7 @@ class LiveConfig:
                 f"{len(report.errors)} errors, first: {report.errors[0].render()}"
             )
         try:
-            result = await apply(self.store, report.config, now)
+            result = await apply(self.store, report.config, now, runner_id=self.runner_id)
         except Conflict as exc:
             log.error("config: %s", exc)
             return await self._refused(str(exc))

@@ -14,7 +14,7 @@ from runner import config as configs
 from runner import reconciler
 from runner.clock import Clock
 from runner.errors import RunnerError
-from runner.loop import Runner
+from runner.loop import Runner, default_runner_id
 from runner.metrics import Metrics
 from runner.specs import Config
 from runner.store.locks import sqlite_path
@@ -35,12 +35,22 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
     """Run until stopped (or, with ``once``, until what is due now has run). Exit status."""
     store = await Store.open(options.database_url)
     try:
-        await reconciler.apply(store, config, clock.now())
+        runner_id = default_runner_id()
+        await reconciler.apply(store, config, clock.now(), runner_id=runner_id)
         metrics = Metrics()
+        metrics.info.labels(runner_id, config.revision[:12]).set(1)
         protected = [*config.files, *configs.sqlite_files(options.database_url)]
-        runner = Runner(store, config.settings, clock, protected_files=protected, metrics=metrics)
+        runner = Runner(
+            store, config.settings, clock, runner_id, protected_files=protected, metrics=metrics
+        )
         live = reconciler.LiveConfig(
-            [options.config_path], environ, store, clock, config, metrics=metrics
+            [options.config_path],
+            environ,
+            store,
+            clock,
+            config,
+            metrics=metrics,
+            runner_id=runner_id,
         )
         live.on_applied = lambda new: _adopt(runner, new)
         runner.revision = lambda: live.current.revision

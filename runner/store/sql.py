@@ -8,13 +8,13 @@ clock), never from the database's ``now()``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,9 +25,17 @@ from runner.housekeeper import Report as CleanupReport
 from runner.plan import Plan, Stored
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
-from runner.store.tables import cleanup_configs, cleanup_reports, events, executions, state
+from runner.store.tables import (
+    UTCDateTime,
+    cleanup_configs,
+    cleanup_reports,
+    events,
+    executions,
+    state,
+)
 
 CONFIG_STATE = "config"
+RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
 
 
 @dataclass(frozen=True)
@@ -109,13 +117,21 @@ class Started:
 
 
 class Store:
-    """The database behind runner. Open with :meth:`open`, close with :meth:`close`."""
+    """The database behind runner. Open with :meth:`open`, close with :meth:`close`.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Leases (who runs what, until when) are the one thing timed by the database's clock
+    on PostgreSQL, where several hosts share them and their clocks may disagree; with
+    ``database_clock=False`` (SQLite, or tests with a fake clock) they use the ``now``
+    passed in, like everything else.
+    """
+
+    def __init__(self, engine: AsyncEngine, database_clock: bool | None = None) -> None:
         self.engine = engine
+        shared = engine.dialect.name == "postgresql"
+        self.database_clock = shared if database_clock is None else database_clock
 
     @classmethod
-    async def open(cls, url: str) -> Store:
+    async def open(cls, url: str, database_clock: bool | None = None) -> Store:
         """Connect to ``url`` and bring its schema up to date."""
         engine = engines.create_engine(url)
         try:
@@ -123,7 +139,20 @@ class Store:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, database_clock)
+
+    def _lease_now(self, now: datetime) -> Any:
+        """The instant leases are compared with."""
+        return func.now() if self.database_clock else literal(now, UTCDateTime())
+
+    def _lease_free(self, now: datetime) -> Any:
+        return events.c.lease_until.is_(None) | (events.c.lease_until < self._lease_now(now))
+
+    def _lease_until(self, now: datetime, seconds: float) -> Any:
+        """The end of a lease of ``seconds`` taken at ``now``."""
+        if self.database_clock:
+            return func.now() + timedelta(seconds=seconds)
+        return now + timedelta(seconds=seconds)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -149,64 +178,39 @@ class Store:
     async def stored_declarations(self) -> tuple[dict[str, Stored], dict[str, Stored]]:
         """Every event and cleanup policy, of both sources, as reconcile compares them."""
         async with self._read() as conn:
-            event_rows = await conn.execute(
-                select(
-                    events.c.name,
-                    events.c.source,
-                    events.c.spec,
-                    events.c.spec_hash,
-                    events.c.schedule_hash,
-                )
-            )
-            cleanup_rows = await conn.execute(
-                select(
-                    cleanup_configs.c.name,
-                    cleanup_configs.c.source,
-                    cleanup_configs.c.spec,
-                    cleanup_configs.c.spec_hash,
-                )
-            )
-            return (
-                {
-                    r.name: Stored(r.name, r.source, r.spec, r.spec_hash, r.schedule_hash)
-                    for r in event_rows
-                },
-                {r.name: Stored(r.name, r.source, r.spec, r.spec_hash) for r in cleanup_rows},
-            )
+            return await _declarations(conn)
 
-    async def apply(self, config: Config, plan: Plan, now: datetime) -> None:
-        """Carry out ``plan`` for ``config`` in one transaction, and record the revision.
+    async def reconcile(
+        self,
+        config: Config,
+        now: datetime,
+        planner: Callable[[dict[str, Stored], dict[str, Stored]], Plan],
+        runner_id: str | None = None,
+    ) -> tuple[Plan, dict[str, Any]]:
+        """Plan ``config`` against the database and carry the plan out, in one transaction.
 
-        Only config-owned rows are touched. Updates keep runtime state (next execution,
-        counters, last run, a pause) unless the schedule moved, in which case the next
-        execution is computed afresh from ``now``.
+        Several runners may reconcile at once: on PostgreSQL an advisory lock makes them
+        take turns, each planning against what the one before wrote. Nothing is written
+        when the plan has conflicts or refuses an empty config, or when the same revision
+        is already applied. Only config-owned rows are touched; updates keep runtime state
+        (next execution, counters, last run, a pause) unless the schedule moved. Returns
+        the plan and the config state found before.
         """
-        specs: dict[tuple[str, str], EventSpec | CleanupSpec] = {
-            **{("event", e.name): e for e in config.events},
-            **{("cleanup", c.name): c for c in config.cleanups},
-        }
-        created: dict[str, list[dict[str, Any]]] = {"event": [], "cleanup": []}
         async with self._write() as conn:
-            for change in plan.changes:
-                table = events if change.kind == "event" else cleanup_configs
-                owned = (table.c.name == change.name) & (table.c.source == "config")
-                spec = specs.get((change.kind, change.name))
-                if spec is None:
-                    await conn.execute(delete(table).where(owned))
-                elif change.action == "create":
-                    created[change.kind].append(
-                        _row(spec, config.revision, now) | _runtime(spec, now, True)
-                    )
-                else:
-                    row = _row(spec, config.revision, now)
-                    del row["created_at"], row["source"]
-                    if change.reschedule:
-                        row |= _runtime(spec, now, False)
-                    await conn.execute(update(table).where(owned).values(row))
-            for kind, table in (("event", events), ("cleanup", cleanup_configs)):
-                if created[kind]:
-                    await conn.execute(insert(table), created[kind])
-            await self._put_state(conn, CONFIG_STATE, _config_state(config, now), now)
+            if conn.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY}
+                )
+            previous = await self._get_state(conn, CONFIG_STATE) or {}
+            plan = planner(*await _declarations(conn))
+            if plan.conflicts or plan.refused_empty:
+                return plan, previous
+            same = previous.get("revision") == config.revision and not previous.get("error")
+            if not (plan.empty and same):
+                await _carry_out(conn, config, plan, now)
+                state_value = _config_state(config, now, runner_id)
+                await self._put_state(conn, CONFIG_STATE, state_value, now)
+            return plan, previous
 
     async def record_config_error(self, message: str, now: datetime) -> None:
         """Remember that the latest config could not be applied (the last good one stays)."""
@@ -299,7 +303,7 @@ class Store:
     # --- running ------------------------------------------------------------------------
 
     async def claim_due(
-        self, now: datetime, runner_id: str, limit: int, lease_until: datetime
+        self, now: datetime, runner_id: str, limit: int, lease_seconds: float
     ) -> list[DueEvent]:
         """Lease up to ``limit`` due events to ``runner_id``, oldest first.
 
@@ -311,7 +315,7 @@ class Store:
         async with self._write() as conn:
             query = (
                 select(events.c.id)
-                .where(_runnable(), _lease_free(now), _due(now))
+                .where(_runnable(), self._lease_free(now), _due(now))
                 .order_by(events.c.next_execution)
                 .limit(limit)
             )
@@ -320,7 +324,7 @@ class Store:
             ids = list(await conn.scalars(query))
             if not ids:
                 return []
-            lease = {"lease_owner": runner_id, "lease_until": lease_until}
+            lease = {"lease_owner": runner_id, "lease_until": self._lease_until(now, lease_seconds)}
             await conn.execute(update(events).where(events.c.id.in_(ids)).values(lease))
             counts = await conn.execute(
                 select(executions.c.event_id, func.count())
@@ -337,7 +341,7 @@ class Store:
         now: datetime,
         runner_id: str,
         revision: str | None,
-        lease_until: datetime,
+        lease_seconds: float,
     ) -> list[Started]:
         """Write each decision's records and the event's new state; release the claims.
 
@@ -345,6 +349,7 @@ class Store:
         start, each with its execution id and a lease on the execution.
         """
         started: list[Started] = []
+        lease_until = self._lease_until(now, lease_seconds)
         async with self._write() as conn:
             for event, decision in decisions:
                 run_values = _decision_values(event, decision, now)
@@ -439,7 +444,7 @@ class Store:
         await conn.execute(update(events).where(events.c.id == event_id).values(values))
 
     async def renew_leases(
-        self, execution_ids: list[int], runner_id: str, until: datetime
+        self, execution_ids: list[int], runner_id: str, now: datetime, lease_seconds: float
     ) -> set[int]:
         """Extend this runner's lease on its running executions; returns those it still holds."""
         if not execution_ids:
@@ -451,7 +456,10 @@ class Store:
                 & (executions.c.outcome == "running")
             )
             rows = await conn.execute(
-                update(executions).where(mine).values(lease_until=until).returning(executions.c.id)
+                update(executions)
+                .where(mine)
+                .values(lease_until=self._lease_until(now, lease_seconds))
+                .returning(executions.c.id)
             )
             return set(rows.scalars())
 
@@ -465,7 +473,7 @@ class Store:
         async with self._write() as conn:
             stale: Any = executions.c.outcome == "running"
             if not everything:
-                stale &= executions.c.lease_until < now
+                stale &= executions.c.lease_until < self._lease_now(now)
             rows = (
                 await conn.execute(
                     select(
@@ -492,7 +500,7 @@ class Store:
                 await self._settle(conn, row, "failed", now)
             released: Any = events.c.lease_owner.is_not(None)
             if not everything:
-                released &= events.c.lease_until < now
+                released &= events.c.lease_until < self._lease_now(now)
             await conn.execute(
                 update(events).where(released).values(lease_owner=None, lease_until=None)
             )
@@ -630,6 +638,60 @@ class Store:
             return [dict(row._mapping) for row in await conn.execute(query)]
 
 
+async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[str, Stored]]:
+    event_rows = await conn.execute(
+        select(
+            events.c.name,
+            events.c.source,
+            events.c.spec,
+            events.c.spec_hash,
+            events.c.schedule_hash,
+        )
+    )
+    cleanup_rows = await conn.execute(
+        select(
+            cleanup_configs.c.name,
+            cleanup_configs.c.source,
+            cleanup_configs.c.spec,
+            cleanup_configs.c.spec_hash,
+        )
+    )
+    return (
+        {
+            r.name: Stored(r.name, r.source, r.spec, r.spec_hash, r.schedule_hash)
+            for r in event_rows
+        },
+        {r.name: Stored(r.name, r.source, r.spec, r.spec_hash) for r in cleanup_rows},
+    )
+
+
+async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: datetime) -> None:
+    specs: dict[tuple[str, str], EventSpec | CleanupSpec] = {
+        **{("event", e.name): e for e in config.events},
+        **{("cleanup", c.name): c for c in config.cleanups},
+    }
+    created: dict[str, list[dict[str, Any]]] = {"event": [], "cleanup": []}
+    for change in plan.changes:
+        table = events if change.kind == "event" else cleanup_configs
+        owned = (table.c.name == change.name) & (table.c.source == "config")
+        spec = specs.get((change.kind, change.name))
+        if spec is None:
+            await conn.execute(delete(table).where(owned))
+        elif change.action == "create":
+            created[change.kind].append(
+                _row(spec, config.revision, now) | _runtime(spec, now, True)
+            )
+        else:
+            row = _row(spec, config.revision, now)
+            del row["created_at"], row["source"]
+            if change.reschedule:
+                row |= _runtime(spec, now, False)
+            await conn.execute(update(table).where(owned).values(row))
+    for kind, table in (("event", events), ("cleanup", cleanup_configs)):
+        if created[kind]:
+            await conn.execute(insert(table), created[kind])
+
+
 def _row(spec: EventSpec | CleanupSpec, revision: str, now: datetime) -> dict[str, Any]:
     if isinstance(spec, CleanupSpec):
         return _cleanup_row(spec, "config", revision, now)
@@ -704,8 +766,9 @@ def _cleanup_row(
     }
 
 
-def _config_state(config: Config, now: datetime) -> dict[str, Any]:
+def _config_state(config: Config, now: datetime, runner_id: str | None) -> dict[str, Any]:
     return {
+        "applied_by": runner_id,
         "revision": config.revision,
         "applied_at": now.isoformat(),
         "files": list(config.files),
@@ -730,10 +793,6 @@ def _to_event(row: Any) -> EventRow:
 
 def _runnable() -> Any:
     return (events.c.status == "active") & events.c.enabled & ~events.c.paused
-
-
-def _lease_free(now: datetime) -> Any:
-    return events.c.lease_until.is_(None) | (events.c.lease_until < now)
 
 
 def _due(now: datetime) -> Any:
@@ -782,7 +841,7 @@ def _execution_row(
     now: datetime,
     runner_id: str,
     revision: str | None,
-    lease_until: datetime,
+    lease_until: Any,
 ) -> dict[str, Any]:
     running = record.outcome == "running"
     return {

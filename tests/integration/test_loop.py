@@ -42,7 +42,7 @@ def event() -> Make:
 async def store(db_url: str) -> AsyncIterator[Store]:
     sample_jobs.CALLS.clear()
     sample_jobs.GATES.clear()
-    store = await Store.open(db_url)
+    store = await Store.open(db_url, database_clock=False)  # the fake clock governs leases too
     yield store
     await store.close()
 
