@@ -165,34 +165,27 @@ def _missed_or_coalesced(occurrence: datetime, now: datetime, grace: float) -> R
 
 @dataclass(frozen=True)
 class Settlement:
-    """An event's state after one of its runs ended."""
+    """An event's state after one of its runs ended: a retry, or else the status it takes
+    if nothing more is to come (no next occurrence, no pending retry)."""
 
     failed: bool
     retry_at: datetime | None = None
     retry_attempt: int | None = None
-    status: str | None = None  # None: unchanged
+    final_status: str = "completed"
 
 
-def settle(
-    spec: EventSpec,
-    outcome: str,
-    attempt: int,
-    finished_at: datetime,
-    next_execution: datetime | None,
-    retry_pending: bool,
-) -> Settlement:
-    """After a run ends with ``outcome``: schedule a retry, or finish a one-time event.
+def settle(spec: EventSpec, outcome: str, attempt: int, finished_at: datetime) -> Settlement:
+    """After a run ends with ``outcome``: schedule a retry, or say how the event ends.
 
     Failures, timeouts, interruptions and crashes are retried by the event's policy. A
-    recurring event keeps its schedule whatever happens; a one-time event is ``completed``
-    when it succeeded and ``failed`` when its last attempt failed.
+    recurring event keeps its schedule whatever happens (it ends ``completed`` only when
+    it has no next occurrence, e.g. after ``max_executions``); a one-time event ends
+    ``completed`` when it succeeded and ``failed`` when its last attempt failed.
     """
     failed = outcome != "succeeded"
     retry_at = next_retry(spec.retry, attempt, finished_at) if failed else None
     if retry_at is not None:
         return Settlement(True, retry_at, attempt + 1)
-    if next_execution is not None or retry_pending:
-        return Settlement(failed)
-    if failed and not spec.recurring:
-        return Settlement(True, status="failed")
-    return Settlement(failed, status="completed")
+    return Settlement(
+        failed, final_status="failed" if failed and not spec.recurring else "completed"
+    )

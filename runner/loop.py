@@ -111,11 +111,14 @@ class Runner:
 
         Returns when the next thing is due (None: nothing is scheduled).
         """
+        await self._start_due()
+        return await self.store.next_due(self.clock.now())
+
+    async def _start_due(self) -> None:
         while not self._stopping:
             free = self._free()
             if free <= 0 or not await self._claim_and_start(free):
                 break
-        return await self.store.next_due(self.clock.now())
 
     async def _claim_and_start(self, limit: int) -> int:
         """One claim of up to ``limit`` due events; returns how many were claimed."""
@@ -183,12 +186,7 @@ class Runner:
         self.metrics.duration.labels(name).observe((now - started_at).total_seconds())
         try:
             kept = await self.store.finish(
-                started.execution_id,
-                self.runner_id,
-                result.outcome,
-                result.result,
-                result.error,
-                now,
+                started.execution_id, self.runner_id, started.spec, result, started_at, now
             )
         except Exception:
             # The run stays "running" in the database; its lease expires and recovery
@@ -315,7 +313,7 @@ class Runner:
     async def run_once(self) -> None:
         """Burst mode: start what is due now, wait for it all to finish, return."""
         while True:
-            await self.tick()
+            await self._start_due()
             if not self.runs:
                 return
             tasks = [r.task for r in self.runs.values()]

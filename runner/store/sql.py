@@ -7,6 +7,8 @@ clock), never from the database's ``now()``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from runner import occurrences
 from runner.dispatch import Decision, DueEvent, Record, settle
 from runner.errors import Conflict, StoreError
 from runner.housekeeper import Report as CleanupReport
+from runner.jobs import JobResult
 from runner.plan import Plan, Stored
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
@@ -129,6 +132,9 @@ class Store:
         self.engine = engine
         shared = engine.dialect.name == "postgresql"
         self.database_clock = shared if database_clock is None else database_clock
+        # SQLite has one writer at a time. Taking turns here, rather than in SQLite's busy
+        # handler (which sleeps and retries), keeps this process's writes quick.
+        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     async def open(cls, url: str, database_clock: bool | None = None) -> Store:
@@ -159,8 +165,9 @@ class Store:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
+        turn = self._write_turn or contextlib.nullcontext()
         try:
-            async with engines.write_transaction(self.engine) as conn:
+            async with turn, engines.write_transaction(self.engine) as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
@@ -312,27 +319,27 @@ class Store:
         makes the claim exclusive across runners (``SKIP LOCKED`` on PostgreSQL, the
         write lock on SQLite) until :meth:`record_decisions` releases it.
         """
+        due = (
+            select(events.c.id)
+            .where(_runnable(), self._lease_free(now), _due(now))
+            .order_by(events.c.next_execution)
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        lease = {"lease_owner": runner_id, "lease_until": self._lease_until(now, lease_seconds)}
+        claim = update(events).where(events.c.id.in_(due)).values(lease).returning(*events.c)
         async with self._write() as conn:
-            query = (
-                select(events.c.id)
-                .where(_runnable(), self._lease_free(now), _due(now))
-                .order_by(events.c.next_execution)
-                .limit(limit)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(await conn.scalars(query))
-            if not ids:
+            rows = (await conn.execute(claim)).all()
+            if not rows:
                 return []
-            lease = {"lease_owner": runner_id, "lease_until": self._lease_until(now, lease_seconds)}
-            await conn.execute(update(events).where(events.c.id.in_(ids)).values(lease))
+            ids = [row.id for row in rows]
             counts = await conn.execute(
                 select(executions.c.event_id, func.count())
                 .where(executions.c.event_id.in_(ids), executions.c.outcome == "running")
                 .group_by(executions.c.event_id)
             )
             running = {event_id: count for event_id, count in counts}
-            rows = await conn.execute(select(events).where(events.c.id.in_(ids)))
             return [_to_due(row, running.get(row.id, 0)) for row in rows]
 
     async def record_decisions(
@@ -373,75 +380,45 @@ class Store:
         self,
         execution_id: int,
         runner_id: str,
-        outcome: str,
-        result: Any,
-        error: str | None,
+        spec: EventSpec,
+        result: JobResult,
+        started_at: datetime,
         now: datetime,
     ) -> bool:
-        """Record how a run ended and settle its event (retry, completion).
+        """Record how a run of ``spec`` ended and settle its event (retry, completion).
 
         Only the runner holding the run may finish it: False when it was taken over (its
         lease expired and the run was recovered elsewhere), and nothing is written.
         """
+        values = {
+            "outcome": result.outcome,
+            "success": result.outcome == "succeeded",
+            "finished_at": now,
+            "duration": (now - started_at).total_seconds(),
+            "result": result.result,
+            "error": result.error,
+            "lease_until": None,
+        }
+        mine = (
+            (executions.c.id == execution_id)
+            & (executions.c.runner_id == runner_id)
+            & (executions.c.outcome == "running")
+        )
         async with self._write() as conn:
-            values = {
-                "outcome": outcome,
-                "success": outcome == "succeeded",
-                "finished_at": now,
-                "result": result,
-                "error": error,
-                "lease_until": None,
-            }
-            mine = (
-                (executions.c.id == execution_id)
-                & (executions.c.runner_id == runner_id)
-                & (executions.c.outcome == "running")
-            )
             row = (
                 await conn.execute(
                     update(executions)
                     .where(mine)
                     .values(values)
                     .returning(
-                        executions.c.event_id,
-                        executions.c.attempt,
-                        executions.c.scheduled_time,
-                        executions.c.started_at,
+                        executions.c.event_id, executions.c.attempt, executions.c.scheduled_time
                     )
                 )
             ).first()
             if row is None:
                 return False
-            await self._settle(conn, row, outcome, now)
-            if row.started_at is not None:
-                duration = (now - row.started_at).total_seconds()
-                await conn.execute(
-                    update(executions)
-                    .where(executions.c.id == execution_id)
-                    .values(duration=duration)
-                )
+            await _settle(conn, row, spec, result.outcome, now)
             return True
-
-    async def _settle(self, conn: AsyncConnection, run: Any, outcome: str, now: datetime) -> None:
-        """Update the event of ``run`` (event_id, attempt, scheduled_time) after it ended."""
-        event_id, attempt, scheduled_time = run.event_id, run.attempt, run.scheduled_time
-        event = (await conn.execute(select(events).where(events.c.id == event_id))).first()
-        if event is None:
-            return  # deleted by a reconcile while it ran
-        spec = EventSpec.from_json(event.spec)
-        result = settle(
-            spec, outcome, attempt, now, event.next_execution, event.retry_at is not None
-        )
-        values: dict[str, Any] = {
-            "failure_count": event.failure_count + 1 if result.failed else 0,
-            "updated_at": now,
-        }
-        if result.retry_at is not None:
-            values |= {"retry_at": result.retry_at, "retry_attempt": result.retry_attempt}
-            values["retry_scheduled_time"] = scheduled_time
-        if result.status is not None:
-            values["status"] = result.status
-        await conn.execute(update(events).where(events.c.id == event_id).values(values))
 
     async def renew_leases(
         self, execution_ids: list[int], runner_id: str, now: datetime, lease_seconds: float
@@ -482,7 +459,10 @@ class Store:
                         executions.c.attempt,
                         executions.c.scheduled_time,
                         executions.c.runner_id,
-                    ).where(stale)
+                        events.c.spec,
+                    )
+                    .join(events, events.c.id == executions.c.event_id)
+                    .where(stale)
                 )
             ).all()
             for row in rows:
@@ -497,7 +477,7 @@ class Store:
                 await conn.execute(
                     update(executions).where(executions.c.id == row.id).values(values)
                 )
-                await self._settle(conn, row, "failed", now)
+                await _settle(conn, row, EventSpec.from_json(row.spec), "failed", now)
             released: Any = events.c.lease_owner.is_not(None)
             if not everything:
                 released &= events.c.lease_until < self._lease_now(now)
@@ -636,6 +616,30 @@ class Store:
         query = select(cleanup_reports).order_by(cleanup_reports.c.id.desc()).limit(limit)
         async with self._read() as conn:
             return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def _settle(
+    conn: AsyncConnection, run: Any, spec: EventSpec, outcome: str, now: datetime
+) -> None:
+    """Update the event of ``run`` (event_id, attempt, scheduled_time) after it ended."""
+    result = settle(spec, outcome, run.attempt, now)
+    failures = events.c.failure_count + 1 if result.failed else 0
+    values: dict[str, Any] = {"failure_count": failures, "updated_at": now}
+    if result.retry_at is not None:
+        values |= {
+            "retry_at": result.retry_at,
+            "retry_attempt": result.retry_attempt,
+            "retry_scheduled_time": run.scheduled_time,
+        }
+    else:
+        # Nothing more to come (no next occurrence, no retry): the event has ended.
+        ended = (
+            (events.c.status == "active")
+            & events.c.next_execution.is_(None)
+            & events.c.retry_at.is_(None)
+        )
+        values["status"] = case((ended, result.final_status), else_=events.c.status)
+    await conn.execute(update(events).where(events.c.id == run.event_id).values(values))
 
 
 async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[str, Stored]]:
