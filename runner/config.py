@@ -511,7 +511,9 @@ class _Resolver:
 def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str | None:
     """Why a cleanup policy may not run where it points, or None when it may."""
     directory = os.path.normpath(spec.directory)
-    if directory in SYSTEM_ROOTS:
+    if directory.startswith("//"):  # normpath keeps a leading "//" (POSIX allows it)
+        directory = "/" + directory.lstrip("/")
+    if directory in SYSTEM_ROOTS or os.path.realpath(directory) in SYSTEM_ROOTS:
         return f"refusing to clean {directory}: it is a system directory"
     for protected in protected_files:
         parent = os.path.dirname(os.path.abspath(protected))

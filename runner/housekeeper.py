@@ -11,6 +11,7 @@ regular files are ever removed; sockets, FIFOs and devices are skipped without o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fnmatch
 import logging
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from runner.config import unsafe_directory
+from runner.config import SYSTEM_ROOTS, unsafe_directory
 from runner.specs import CleanupSpec
 
 log = logging.getLogger("runner.housekeeper")
@@ -121,6 +122,15 @@ def display(path: str) -> str:
     return raw.encode("unicode_escape").decode("ascii") if not raw.isprintable() else raw
 
 
+def _system_identities() -> set[tuple[int, int]]:
+    found: set[tuple[int, int]] = set()
+    for root in SYSTEM_ROOTS:
+        with contextlib.suppress(OSError):
+            info = os.stat(root)
+            found.add((info.st_dev, info.st_ino))
+    return found
+
+
 class _Tree:
     """The directories of one policy run, opened relative to each other without following
     links. Each is identified by device and inode when scanned; a few stay open, the
@@ -129,8 +139,12 @@ class _Tree:
     def __init__(self, spec: CleanupSpec, report: Report) -> None:
         self.spec = spec
         self.report = report
-        root_fd = os.open(spec.directory, _DIR_FLAGS)
+        # No trailing slash: it would make the kernel follow a symbolic link.
+        root_fd = os.open(spec.directory.rstrip("/") or "/", _DIR_FLAGS)
         root = os.fstat(root_fd)
+        if (root.st_dev, root.st_ino) in _system_identities():  # reached some other way
+            os.close(root_fd)
+            raise OSError(errno.EPERM, "it is a system directory")
         self.device = root.st_dev
         self.fds: dict[str, int] = {"": root_fd}
         self.identities: dict[str, tuple[int, int]] = {"": (root.st_dev, root.st_ino)}
@@ -206,13 +220,16 @@ class _Tree:
         try:
             fd = self._dir(parent)
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            same = (info.st_dev, info.st_ino) == (candidate.device, candidate.inode)
+            # Inode numbers are reused at once: size and mtime tell a new file apart.
+            scanned = (candidate.device, candidate.inode, candidate.size, candidate.mtime)
+            same = (info.st_dev, info.st_ino, info.st_size, info.st_mtime) == scanned
             if not (same and stat.S_ISREG(info.st_mode)):
                 self.report.error(f"{display(candidate.path)} changed since the scan; kept")
                 return False
             os.unlink(name, dir_fd=fd)
         except FileNotFoundError:
-            return False  # gone already: nothing to do
+            self.report.error(f"{display(candidate.path)} vanished before it was deleted")
+            return False
         except OSError as exc:
             self.report.error(f"cannot delete {display(candidate.path)}: {exc.strerror}")
             return False
@@ -237,8 +254,11 @@ def clean(
     try:
         tree = _Tree(spec, report)
     except OSError as exc:
-        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
-        report.error(f"cannot open {spec.directory}: {reason}")
+        reason = exc.strerror
+        with contextlib.suppress(OSError):  # O_NOFOLLOW | O_DIRECTORY: ENOTDIR, not ELOOP
+            if stat.S_ISLNK(os.lstat(spec.directory.rstrip("/") or "/").st_mode):
+                reason = "it is a symbolic link"
+        report.error(f"cannot open {display(spec.directory)}: {reason}")
         return report
     try:
         for deletion in plan(tree.walk(), spec, now, default_retention):
