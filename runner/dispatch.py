@@ -9,7 +9,7 @@ Neither reads the clock or the database: the store applies what they return.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from runner import occurrences
@@ -105,12 +105,30 @@ def _scheduled(event: DueEvent, now: datetime) -> Decision:
 
 
 def _due_occurrences(event: DueEvent, now: datetime) -> list[datetime]:
+    """The due occurrences, oldest first. Past :data:`MAX_BACKLOG` the rest are skipped
+    over, but the latest due one still comes last: it is the one coalesce and skip run."""
     due: list[datetime] = []
     current = event.next_execution
     while current is not None and current <= now and len(due) < MAX_BACKLOG:
         due.append(current)
         current = occurrences.next_fire(event.spec, current)
+    if current is not None and current <= now:
+        due.append(_latest_due(event.spec, current, now))
     return due
+
+
+def _latest_due(spec: EventSpec, known: datetime, now: datetime) -> datetime:
+    """The last occurrence at or before ``now``, given ``known``, one that is."""
+    latest, window = known, timedelta(seconds=1)
+    while now - window > known:  # look back from now, doubling, instead of stepping forward
+        probe = occurrences.next_fire(spec, now - window)
+        if probe is not None and probe <= now:
+            latest = probe
+            break
+        window *= 2
+    while (following := occurrences.next_fire(spec, latest)) is not None and following <= now:
+        latest = following
+    return latest
 
 
 def _start(event: DueEvent, record: Record) -> Record:
@@ -132,7 +150,9 @@ def _with_run(
     """A decision around ``record``. A run that starts supersedes a pending retry."""
     spec = event.spec
     started = record.outcome == "running"
-    if started and spec.max_executions and event.execution_count + 1 >= spec.max_executions:
+    # max_executions counts occurrences run; retries and manual runs do not use it up.
+    counted = started and record.trigger == "schedule"
+    if counted and spec.max_executions and event.execution_count + 1 >= spec.max_executions:
         next_execution = None
     return Decision(
         (record,),

@@ -30,6 +30,7 @@ log = logging.getLogger("runner.job")
 
 TAIL_BYTES = 8192  # of stdout and of stderr, kept in the execution's result
 LINE_BYTES = 4096  # longest line logged as one; a longer one is cut
+LINES_PER_CHUNK = 200  # lines logged per 64 KiB of output read
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 PIPE_GRACE = 2.0  # seconds a command's leftovers may hold its output open after it exits
 
@@ -95,7 +96,7 @@ async def run_function(
     """
     try:
         function = resolve(job.function)
-    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+    except Exception as exc:  # also a SyntaxError, or whatever the module raises on import
         return JobResult("failed", error=f"cannot load {job.function}: {exc}")
     kwargs = dict(job.parameters)
     if _takes_context(function):
@@ -107,7 +108,7 @@ async def run_function(
         if deadline.expired():
             return JobResult("timed_out", error=f"timed out after {time_limit:g}s")
         return JobResult("failed", error="TimeoutError raised by the job")
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a job must not stop the runner
         return JobResult("failed", error=f"{type(exc).__name__}: {exc}")
     return JobResult("succeeded", result=_jsonable(value))
 
@@ -137,8 +138,10 @@ async def run_command(job: CommandJob, context: JobContext, time_limit: float | 
     job that prints without end uses bounded memory.
     """
     argv = ["/bin/sh", "-c", job.argv[0]] if job.shell else list(job.argv)
+    loop = asyncio.get_running_loop()
     try:
-        process = await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Protocol(loop),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -149,6 +152,19 @@ async def run_command(job: CommandJob, context: JobContext, time_limit: float | 
         )
     except OSError as exc:
         return JobResult("failed", error=f"cannot start {argv[0]}: {exc.strerror or exc}")
+    process = asyncio.subprocess.Process(transport, protocol, loop)
+    try:
+        return await _supervise(process, protocol.exited, context, time_limit)
+    finally:
+        transport.close()  # the pipes, even if something outside the group still holds them
+
+
+async def _supervise(
+    process: asyncio.subprocess.Process,
+    exited: asyncio.Future[None],
+    context: JobContext,
+    time_limit: float | None,
+) -> JobResult:
     tails = {"stdout": _Tail(), "stderr": _Tail()}
     assert process.stdout is not None
     assert process.stderr is not None
@@ -158,16 +174,19 @@ async def run_command(job: CommandJob, context: JobContext, time_limit: float | 
     ]
     try:
         async with asyncio.timeout(time_limit):
-            code = await process.wait()
-            await _drain(process, pumps)
+            # Not process.wait(): it also waits for the pipes, which leftovers may hold.
+            await asyncio.shield(exited)
+            code = process.returncode
+            assert code is not None
+            await _drain(process, exited, pumps)
     except TimeoutError:
-        await _stop_group(process, pumps)
+        await _stop_group(process, exited, pumps)
         output = {k: t.text() for k, t in tails.items()}
         return JobResult(
             "timed_out", output, f"timed out after {time_limit:g}s; process group stopped"
         )
     except asyncio.CancelledError:
-        await asyncio.shield(_stop_group(process, pumps))
+        await asyncio.shield(_stop_group(process, exited, pumps))
         raise
     result = {"exit_code": code, **{k: t.text() for k, t in tails.items()}}
     return JobResult("succeeded" if code == 0 else "failed", result, _exit_error(code))
@@ -192,21 +211,29 @@ def _exit_error(code: int) -> str | None:
     return f"exit code {code}"
 
 
-async def _drain(process: asyncio.subprocess.Process, pumps: list[asyncio.Task[None]]) -> None:
+async def _drain(
+    process: asyncio.subprocess.Process,
+    exited: asyncio.Future[None],
+    pumps: list[asyncio.Task[None]],
+) -> None:
     """Wait for the output to end; processes left behind holding it open are stopped."""
     _, pending = await asyncio.wait(pumps, timeout=PIPE_GRACE)
     if pending:
         log.warning("command exited but left processes holding its output; stopping them")
-        await _stop_group(process, pumps)
+        await _stop_group(process, exited, pumps)
 
 
-async def _stop_group(process: asyncio.subprocess.Process, pumps: list[asyncio.Task[None]]) -> None:
+async def _stop_group(
+    process: asyncio.subprocess.Process,
+    exited: asyncio.Future[None],
+    pumps: list[asyncio.Task[None]],
+) -> None:
     """SIGTERM the job's process group, SIGKILL what is left after :data:`STOP_GRACE`."""
     _signal_group(process.pid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), STOP_GRACE)
+        await asyncio.wait_for(asyncio.shield(exited), STOP_GRACE)
     _signal_group(process.pid, signal.SIGKILL)
-    await process.wait()
+    await asyncio.shield(exited)
     await asyncio.wait(pumps, timeout=PIPE_GRACE)
     for pump in pumps:
         pump.cancel()
@@ -215,6 +242,19 @@ async def _stop_group(process: asyncio.subprocess.Process, pumps: list[asyncio.T
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The streams of a subprocess, and a future set as soon as the process itself exits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 class _Tail:
@@ -235,8 +275,12 @@ class _Tail:
 
 
 async def _pump(stream: asyncio.StreamReader, tail: _Tail, event: str, name: str) -> None:
-    """Log ``stream`` line by line and keep its tail; memory stays bounded."""
-    partial = b""
+    """Log ``stream`` line by line and keep its tail; memory stays bounded.
+
+    At most :data:`LINES_PER_CHUNK` lines of each chunk read are logged, so a job that
+    floods its output cannot hold up the event loop; the rest are counted and said.
+    """
+    partial, unlogged = b"", 0
     while chunk := await stream.read(65536):
         tail.add(chunk)
         lines = (partial + chunk).split(b"\n")
@@ -244,10 +288,16 @@ async def _pump(stream: asyncio.StreamReader, tail: _Tail, event: str, name: str
         if len(partial) > LINE_BYTES:
             lines.append(partial)
             partial = b""
-        for line in lines:
+        for line in lines[:LINES_PER_CHUNK]:
             _log_line(line, event, name)
+        unlogged += max(0, len(lines) - LINES_PER_CHUNK)
     if partial:
         _log_line(partial, event, name)
+    if unlogged:
+        extra = {"event": event, "stream": name}
+        log.warning(
+            "%d lines of %s were not logged (too many, too fast)", unlogged, name, extra=extra
+        )
 
 
 def _log_line(line: bytes, event: str, stream: str) -> None:

@@ -6,6 +6,10 @@ from datetime import datetime, timedelta
 
 from runner.specs import RetryPolicy
 
+# The longest wait before a retry when max_delay allows more: a longer one is as good as
+# never, and growing it further would overflow datetime arithmetic.
+MAX_RETRY_DELAY = 365 * 86400.0
+
 
 def retry_delay(policy: RetryPolicy, attempt: int) -> float | None:
     """Seconds to wait after run number ``attempt`` (1-based) failed, or None when none is left.
@@ -15,8 +19,12 @@ def retry_delay(policy: RetryPolicy, attempt: int) -> float | None:
     """
     if attempt > policy.attempts:
         return None
-    delay = policy.delay * policy.backoff ** (attempt - 1)
-    return delay if policy.max_delay is None else min(delay, policy.max_delay)
+    cap = MAX_RETRY_DELAY if policy.max_delay is None else min(policy.max_delay, MAX_RETRY_DELAY)
+    try:
+        delay = policy.delay * policy.backoff ** (attempt - 1)
+    except OverflowError:
+        return cap
+    return min(delay, cap)
 
 
 def next_retry(policy: RetryPolicy, attempt: int, failed_at: datetime) -> datetime | None:

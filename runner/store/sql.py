@@ -831,7 +831,9 @@ def _decision_values(event: DueEvent, decision: Decision, now: datetime) -> dict
         "updated_at": now,
     }
     if decision.run is not None:
-        values |= {"execution_count": events.c.execution_count + 1, "last_execution": now}
+        values["last_execution"] = now
+        if decision.run.trigger == "schedule":  # occurrences run, as max_executions counts
+            values["execution_count"] = events.c.execution_count + 1
     if decision.clear_retry:
         values |= {"retry_at": None, "retry_scheduled_time": None, "retry_attempt": None}
     if decision.clear_trigger:

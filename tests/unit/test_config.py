@@ -59,7 +59,8 @@ def test_contract_example_loads_with_defaults_resolved() -> None:
     assert report.timeout == 300  # settings.execution_timeout
     assert report.retry == RetryPolicy(attempts=3, delay=300)  # settings defaults
     assert report.schedule["timezone"] == "UTC"
-    assert launch.enabled is False and not launch.recurring
+    assert launch.enabled is False
+    assert not launch.recurring
     assert config.settings.api.token == "s3cret-token-0123456789"
     (logs,) = config.cleanups
     assert (logs.directory, logs.exclude, logs.priority) == ("/var/log/app", ("current.log",), 10)
@@ -77,7 +78,8 @@ def test_contract_example_loads_with_defaults_resolved() -> None:
             "2:30: 500 is greater than the maximum of 100 (at settings.max_concurrent_executions)",
         ),
         (
-            "events:\n  - name: a\n    command: x\n    schedule: {cron: '* * * * *'}\n    timout: 5\n",
+            "events:\n  - name: a\n    command: x\n    schedule: {cron: '* * * * *'}\n"
+            "    timout: 5\n",
             "5:5: unknown field 'timout'; did you mean 'timeout'? (at events[0].timout)",
         ),
         (
@@ -190,9 +192,8 @@ def test_settings_in_one_file_only(tmp_path: Path, write: WriteConfig) -> None:
     write("settings: {timezone: UTC}\n", "a.yaml")
     write("settings: {timezone: UTC}\n", "b.yaml")
     (problem,) = configs.validate([tmp_path], {}, NOW).problems
-    assert problem.file.endswith("b.yaml") and "settings may appear in one file only" in (
-        problem.message
-    )
+    assert problem.file.endswith("b.yaml")
+    assert "settings may appear in one file only" in (problem.message)
 
 
 def test_yaml_syntax_error_has_its_position(write: WriteConfig) -> None:
@@ -276,7 +277,8 @@ def test_environment_substitution(write: WriteConfig) -> None:
 def test_unset_variable_is_an_error_at_its_line(write: WriteConfig) -> None:
     path = write("settings:\n  timezone: UTC\n  database: ${NOT_SET}\n")
     assert errors(path) == [
-        "3:13: environment variable NOT_SET is not set (write ${NOT_SET:-default}) (at settings.database)"
+        "3:13: environment variable NOT_SET is not set (write ${NOT_SET:-default})"
+        " (at settings.database)"
     ]
 
 
@@ -342,7 +344,9 @@ def test_cleanup_refuses_the_runners_own_files(tmp_path: Path, write: WriteConfi
     )
     found = errors(path)
     assert len(found) == 3
-    assert "runner.db" in found[0] and "scheduler.yaml" in found[1] and "scheduler.yaml" in found[2]
+    assert "runner.db" in found[0]
+    assert "scheduler.yaml" in found[1]
+    assert "scheduler.yaml" in found[2]
 
 
 def test_relative_cleanup_directory_is_relative_to_the_file(
@@ -368,9 +372,11 @@ def test_warnings_do_not_invalidate(write: WriteConfig) -> None:
         """
     )
     report = configs.validate([path], {}, NOW)
-    assert report.config is not None and not report.errors
+    assert report.config is not None
+    assert not report.errors
     messages = [(w.line, w.message) for w in report.warnings]
-    assert (4, messages[0][1]) == messages[0] and "does not exist" in messages[0][1]
+    assert (4, messages[0][1]) == messages[0]
+    assert "does not exist" in messages[0][1]
     assert any("occurs twice" in m for _, m in messages)
     assert (7, "at 2020-01-01T00:00:00+00:00 is in the past; it will not run") in messages
     assert any(line == 9 and "default_retention (30 days) applies" in m for line, m in messages)
@@ -385,7 +391,8 @@ def test_revision_follows_content_and_environment(write: WriteConfig) -> None:
 
 def test_empty_file_is_a_valid_empty_config(write: WriteConfig) -> None:
     config = load(write("# nothing yet\n"))
-    assert config.empty and config.settings.timezone == "UTC"
+    assert config.empty
+    assert config.settings.timezone == "UTC"
 
 
 def test_schema_file_at_top_level_is_the_packaged_one() -> None:
@@ -395,7 +402,7 @@ def test_schema_file_at_top_level_is_the_packaged_one() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted(Path("examples").glob("**/*.y*ml")) + [Path("scheduler.yaml")]
+    "path", [*sorted(Path("examples").glob("**/*.y*ml")), Path("scheduler.yaml")]
 )
 def test_examples_are_valid(path: Path) -> None:
     target = path.parent if path.parent.name == "split" else path
