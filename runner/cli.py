@@ -218,7 +218,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load_unless_database_named(args)
 
     async def show(store: Store) -> int:
         rows = await store.list_events()
@@ -273,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load_unless_database_named(args)
 
     async def show(store: Store) -> int:
         rows = await store.history(args.name, args.limit)
@@ -358,7 +358,7 @@ def _size(count: int) -> str:
 
 
 def _change_event(args: argparse.Namespace, verb: str) -> int:
-    config = _load(args)
+    config = _load_unless_database_named(args)
 
     async def change(store: Store) -> int:
         now = CLOCK.now()
@@ -401,13 +401,25 @@ def _load(args: argparse.Namespace) -> Config:
     return configs.load([args.config], os.environ, CLOCK.now())
 
 
-def database_url(args: argparse.Namespace, config: Config) -> str:
+def _load_unless_database_named(args: argparse.Namespace) -> Config | None:
+    """The config, unless ``--db`` or ``RUNNER_DATABASE_URL`` names the database: then the
+    commands that only read or poke the database work even while the config is broken."""
+    if args.db or os.environ.get("RUNNER_DATABASE_URL"):
+        return None
+    return _load(args)
+
+
+def database_url(args: argparse.Namespace, config: Config | None) -> str:
     """``--db``, else ``RUNNER_DATABASE_URL``, else ``settings.database``."""
-    return str(args.db or os.environ.get("RUNNER_DATABASE_URL") or config.settings.database)
+    named = args.db or os.environ.get("RUNNER_DATABASE_URL")
+    if named:
+        return str(named)
+    assert config is not None, "the config is read whenever no database is named"
+    return config.settings.database
 
 
 def _with_store(
-    args: argparse.Namespace, config: Config, work: Callable[[Store], Coroutine[Any, Any, T]]
+    args: argparse.Namespace, config: Config | None, work: Callable[[Store], Coroutine[Any, Any, T]]
 ) -> T:
     async def session() -> T:
         store = await Store.open(database_url(args, config))

@@ -114,20 +114,22 @@ class Runner:
         await self._start_due()
         return await self.store.next_due(self.clock.now())
 
-    async def _start_due(self) -> None:
+    async def _start_due(self, due_by: datetime | None = None) -> None:
         while not self._stopping:
             free = self._free()
-            if free <= 0 or not await self._claim_and_start(free):
+            if free <= 0 or not await self._claim_and_start(free, due_by):
                 break
 
-    async def _claim_and_start(self, limit: int) -> int:
-        """One claim of up to ``limit`` due events; returns how many were claimed."""
+    async def _claim_and_start(self, limit: int, due_by: datetime | None = None) -> int:
+        """One claim of up to ``limit`` events due by ``due_by`` (default now); returns how
+        many were claimed."""
         now = self.clock.now()
+        due = now if due_by is None else min(now, due_by)
         lease = self.settings.lease_seconds
-        claimed = await self.store.claim_due(now, self.runner_id, limit, lease)
+        claimed = await self.store.claim_due(now, self.runner_id, limit, lease, due)
         if not claimed:
             return 0
-        decisions = [(event, decide(event, now)) for event in claimed]
+        decisions = [(event, decide(event, due)) for event in claimed]
         started = await self.store.record_decisions(
             decisions, now, self.runner_id, self.revision(), lease
         )
@@ -311,9 +313,11 @@ class Runner:
         return self.settings.max_concurrent_executions - len(self.runs)
 
     async def run_once(self) -> None:
-        """Burst mode: start what is due now, wait for it all to finish, return."""
+        """Burst mode: start what is due now, wait for it all to finish, return. What falls
+        due meanwhile is left for later, so a job slower than its interval ends it too."""
+        cutoff = self.clock.now()
         while True:
-            await self._start_due()
+            await self._start_due(cutoff)
             if not self.runs:
                 return
             tasks = [r.task for r in self.runs.values()]

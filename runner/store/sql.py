@@ -310,18 +310,24 @@ class Store:
     # --- running ------------------------------------------------------------------------
 
     async def claim_due(
-        self, now: datetime, runner_id: str, limit: int, lease_seconds: float
+        self,
+        now: datetime,
+        runner_id: str,
+        limit: int,
+        lease_seconds: float,
+        due_by: datetime | None = None,
     ) -> list[DueEvent]:
         """Lease up to ``limit`` due events to ``runner_id``, oldest first.
 
         Due means: active, enabled, not paused, not leased by a live runner, and with a
-        manual trigger, a retry or the next occurrence at or before ``now``. The lease
+        manual trigger, a retry or the next occurrence at or before ``due_by`` (default
+        ``now``). The lease
         makes the claim exclusive across runners (``SKIP LOCKED`` on PostgreSQL, the
         write lock on SQLite) until :meth:`record_decisions` releases it.
         """
         due = (
             select(events.c.id)
-            .where(_runnable(), self._lease_free(now), _due(now))
+            .where(_runnable(), self._lease_free(now), _due(due_by or now))
             .order_by(events.c.next_execution)
             .limit(limit)
         )
