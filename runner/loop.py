@@ -106,19 +106,20 @@ class Runner:
 
     # --- one step -----------------------------------------------------------------------
 
-    async def tick(self) -> datetime | None:
-        """Start everything due now that the concurrency limit allows.
+    async def tick(self, due_by: datetime | None = None) -> datetime | None:
+        """Start everything due (by ``due_by``, default now) that the limit allows.
 
-        Returns when the next thing is due (None: nothing is scheduled).
+        Returns when the next thing is due (None: nothing is scheduled). A time in the
+        past means something is due that could not start now: the limit is reached, or
+        another runner holds it.
         """
-        await self._start_due()
-        return await self.store.next_due(self.clock.now())
-
-    async def _start_due(self, due_by: datetime | None = None) -> None:
-        while not self._stopping:
+        next_due = await self.store.next_due()
+        while next_due is not None and next_due <= (due_by or self.clock.now()):
             free = self._free()
-            if free <= 0 or not await self._claim_and_start(free, due_by):
+            if self._stopping or free <= 0 or not await self._claim_and_start(free, due_by):
                 break
+            next_due = await self.store.next_due()
+        return next_due
 
     async def _claim_and_start(self, limit: int, due_by: datetime | None = None) -> int:
         """One claim of up to ``limit`` events due by ``due_by`` (default now); returns how
@@ -130,6 +131,7 @@ class Runner:
         if not claimed:
             return 0
         decisions = [(event, decide(event, due)) for event in claimed]
+        now = self.clock.now()  # the runs start now, after the claim
         started = await self.store.record_decisions(
             decisions, now, self.runner_id, self.revision(), lease
         )
@@ -299,14 +301,9 @@ class Runner:
                 next_due = None
             now = self.clock.now()
             longest = now + timedelta(seconds=self.settings.check_interval)
-            if next_due is None or next_due > longest:
-                deadline = longest
-            elif next_due > now:
-                deadline = next_due
-            else:
-                # Due already: it became due during the tick (go again at once), or the
-                # limit is reached (a run that ends wakes us).
-                deadline = now if self._free() > 0 else longest
+            # Something due that could not start waits for a run to end (which wakes us)
+            # or for another runner to take it: no spinning.
+            deadline = longest if next_due is None or next_due <= now else min(next_due, longest)
             await self.clock.sleep_until(deadline, self.wake)
 
     def _free(self) -> int:
@@ -317,7 +314,7 @@ class Runner:
         due meanwhile is left for later, so a job slower than its interval ends it too."""
         cutoff = self.clock.now()
         while True:
-            await self._start_due(cutoff)
+            await self.tick(cutoff)
             if not self.runs:
                 return
             tasks = [r.task for r in self.runs.values()]

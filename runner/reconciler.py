@@ -163,8 +163,8 @@ class LiveConfig:
             *self.directories,
             watch_filter=relevant,
             stop_event=stop,
-            debounce=300,
-            step=50,
+            debounce=400,
+            step=200,
             recursive=False,
         ):
             try:

@@ -7,6 +7,7 @@ the database is equal to the one that was written.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -108,12 +109,12 @@ class EventSpec:
         )
         return cls(**fields)
 
-    @property
+    @functools.cached_property
     def spec_hash(self) -> str:
         """Changes whenever anything in the spec changes."""
         return content_hash(self.to_json())
 
-    @property
+    @functools.cached_property
     def schedule_hash(self) -> str:
         """Changes only when the fire times change (schedule or jitter)."""
         return content_hash({"schedule": dict(self.schedule), "jitter": self.jitter})
@@ -150,7 +151,7 @@ class CleanupSpec:
         fields["exclude"] = tuple(fields.get("exclude", ()))
         return cls(**fields)
 
-    @property
+    @functools.cached_property
     def spec_hash(self) -> str:
         return content_hash(self.to_json())
 

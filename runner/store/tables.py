@@ -101,8 +101,10 @@ events = Table(
     C("triggered_at", UTCDateTime(), nullable=True),
     _now_column("created_at"),
     _now_column("updated_at"),
-    Index("ix_scheduler_events_due", "status", "next_execution"),
-    Index("ix_scheduler_events_retry", "status", "retry_at"),
+    # The due checks: equality on the runnable state, then a range on the time.
+    Index("ix_scheduler_events_due", "status", "enabled", "paused", "next_execution"),
+    Index("ix_scheduler_events_retry", "status", "enabled", "paused", "retry_at"),
+    Index("ix_scheduler_events_triggered", "triggered_at"),
 )
 
 executions = Table(

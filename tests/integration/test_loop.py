@@ -375,3 +375,17 @@ async def test_run_sleeps_until_the_next_due_time(
     clock.sleep_until = sleep_once  # type: ignore[method-assign]
     await runner.run()
     assert clock.sleeps == [T0 + timedelta(seconds=10)]  # not a fixed poll
+
+
+async def test_a_manual_run_of_a_paused_event_runs(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", schedule={"every": "1h", "timezone": "UTC"}))
+    assert await store.set_paused("a", True, clock.now())
+    assert await store.request_run("a", clock.advance(5))
+    await runner.tick()
+    await finish_runs(runner)
+    assert [(r.trigger, r.outcome) for r in await history(store)] == [("manual", "succeeded")]
+    stored = await store.get_event("a")
+    assert stored is not None
+    assert (stored.display_status, stored.next_execution) == ("paused", T0 + timedelta(hours=1))
