@@ -77,13 +77,12 @@ def resolve(reference: str) -> Callable[..., Any]:
 
 
 def _takes_context(function: Callable[..., Any]) -> bool:
+    """Only a parameter named ``context`` asks for it: ``**kwargs`` often passes its
+    arguments on (``json.dumps`` does), where a stray ``context`` would break the call."""
     try:
-        parameters = inspect.signature(function).parameters
+        return "context" in inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
-    return "context" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
 
 
 async def run_function(

@@ -185,7 +185,13 @@ class SchedulerService:
         """
 
         async def create() -> Result[dict[str, Any]]:
-            schedule = _schedule(next_execution, recurring, interval_type, interval_value, timezone)
+            try:
+                schedule = _schedule(
+                    next_execution, recurring, interval_type, interval_value, timezone
+                )
+                problem = None
+            except Invalid as exc:  # still check the other fields, to report all at once
+                schedule, problem = {"every": "1m"}, str(exc)
             declared = {
                 "name": name,
                 "function": function_name,
@@ -196,7 +202,7 @@ class SchedulerService:
                 **({"max_executions": max_executions} if max_executions else {}),
                 **options,
             }
-            spec = self._validated("events", declared)
+            spec = self._validated("events", declared, problem)
             now = self.clock.now()
             at = schedules.from_spec(spec.schedule)
             if (
@@ -213,7 +219,9 @@ class SchedulerService:
 
         return await _guard(create())
 
-    def _validated(self, section: str, declared: Mapping[str, Any]) -> Any:
+    def _validated(
+        self, section: str, declared: Mapping[str, Any], problem: str | None = None
+    ) -> Any:
         report = configs.validate_data(
             {section: [declared]}, "<service>", self.clock.now(), self.settings
         )
