@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 import uvicorn
@@ -70,9 +71,31 @@ class NewEvent(BaseModel):
     interval_value: int | str | None = None
     module_id: str | None = Field(None, max_length=100)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    max_executions: int | None = Field(None, ge=1)
+    max_executions: int | None = Field(None, ge=1, le=2_147_483_647)
     description: str = Field("", max_length=1000)
     timezone: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: ``{"success": false, "error": {"code", "message"}}``."""
+
+    success: bool = False
+    error: ErrorDetail
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries: these statuses answer with :class:`ErrorBody`."""
+    return {s: {"model": ErrorBody, "description": HTTPStatus(s).phrase} for s in statuses}
+
+
+# Any call may be refused for its Host (421), its input (400, 422) or the database (503).
+ANY_CALL = _documented(400, 421, 422, 500, 503)
+REFUSED = _documented(401, 403)
 
 
 class CleanupRun(BaseModel):
@@ -99,6 +122,7 @@ def create_app(state: State) -> FastAPI:
         version="1",
         docs_url=None,
         redoc_url=None,
+        responses=ANY_CALL,
         description=__doc__,
     )
     _install_error_handlers(app)
@@ -138,7 +162,12 @@ def create_app(state: State) -> FastAPI:
             await service.list_events(status, module_id, function_name, recurring, limit)
         )
 
-    @app.post(f"{PREFIX}/events", dependencies=mutating, status_code=201)
+    @app.post(
+        f"{PREFIX}/events",
+        dependencies=mutating,
+        status_code=201,
+        responses={**REFUSED, **_documented(409)},
+    )
     async def create_event(event: NewEvent) -> JSONResponse:
         if event.function_name not in state.api().allowed_functions:
             return _error(
@@ -147,27 +176,43 @@ def create_app(state: State) -> FastAPI:
         fields = event.model_dump()
         return _respond(await service.schedule_event(**fields), status=201)
 
-    @app.get(f"{PREFIX}/events/{{name}}")
+    @app.get(f"{PREFIX}/events/{{name}}", responses=_documented(404))
     async def get_event(name: str) -> JSONResponse:
         return _respond(await service.get_event(name))
 
-    @app.delete(f"{PREFIX}/events/{{name}}", dependencies=mutating)
+    @app.delete(
+        f"{PREFIX}/events/{{name}}",
+        dependencies=mutating,
+        responses={**REFUSED, **_documented(404, 409)},
+    )
     async def cancel_event(name: str) -> JSONResponse:
         return _respond(await service.cancel_event(name))
 
-    @app.get(f"{PREFIX}/events/{{name}}/executions")
+    @app.get(f"{PREFIX}/events/{{name}}/executions", responses=_documented(404))
     async def executions(name: str, limit: int = Query(50, ge=1, le=1000)) -> JSONResponse:
         return _respond(await service.get_executions(name, limit))
 
-    @app.post(f"{PREFIX}/events/{{name}}/run", dependencies=mutating)
+    @app.post(
+        f"{PREFIX}/events/{{name}}/run",
+        dependencies=mutating,
+        responses={**REFUSED, **_documented(404)},
+    )
     async def run_now(name: str) -> JSONResponse:
         return _respond(await service.execute_now(name))
 
-    @app.post(f"{PREFIX}/events/{{name}}/pause", dependencies=mutating)
+    @app.post(
+        f"{PREFIX}/events/{{name}}/pause",
+        dependencies=mutating,
+        responses={**REFUSED, **_documented(404)},
+    )
     async def pause(name: str) -> JSONResponse:
         return _respond(await service.pause_event(name))
 
-    @app.post(f"{PREFIX}/events/{{name}}/resume", dependencies=mutating)
+    @app.post(
+        f"{PREFIX}/events/{{name}}/resume",
+        dependencies=mutating,
+        responses={**REFUSED, **_documented(404)},
+    )
     async def resume(name: str) -> JSONResponse:
         return _respond(await service.resume_event(name))
 
@@ -175,7 +220,11 @@ def create_app(state: State) -> FastAPI:
     async def cleanup_policies() -> JSONResponse:
         return _respond(await service.list_cleanups())
 
-    @app.post(f"{PREFIX}/cleanup/run", dependencies=mutating)
+    @app.post(
+        f"{PREFIX}/cleanup/run",
+        dependencies=mutating,
+        responses={**REFUSED, **_documented(404)},
+    )
     async def cleanup_run(body: CleanupRun | None = None) -> JSONResponse:
         body = body or CleanupRun()
         return _respond(await service.run_cleanup(body.dry_run, body.policies))
@@ -189,14 +238,18 @@ def _install_health(app: FastAPI, state: State) -> None:
     async def healthz() -> JSONResponse:
         return JSONResponse({"success": True, "data": {"status": "alive"}})
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "Not ready; see data.checks"}})
     async def readyz() -> JSONResponse:
         checks = await _readiness(state)
         ready = all(c["ok"] for c in checks.values())
         body = {"success": ready, "data": {"ready": ready, "checks": checks}}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     async def metrics() -> Response:
         counts = await state.service.store.events_by_status()
         state.metrics.events.clear()

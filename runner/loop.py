@@ -48,6 +48,7 @@ class _Run:
     started: Started
     task: asyncio.Task[None]
     reason: list[str] = field(default_factory=list)  # why it was cancelled, if it was
+    ended: bool = False  # the job has returned; its result is being recorded
 
 
 async def run_housekeeping(
@@ -181,6 +182,9 @@ class Runner:
             run = self.runs.get(started.execution_id)
             reason = run.reason[0] if run and run.reason else "runner shutting down"
             result = JobResult("interrupted", error=reason)
+        run = self.runs.get(started.execution_id)
+        if run is not None:
+            run.ended = True  # from here on, stopping must not cancel the recording
         await self._finish(started, result, started_at)
 
     async def _finish(self, started: Started, result: JobResult, started_at: datetime) -> None:
@@ -212,7 +216,7 @@ class Runner:
 
     def _cancel_event_runs(self, name: str, reason: str) -> None:
         for run in list(self.runs.values()):
-            if run.started.spec.name == name:
+            if run.started.spec.name == name and not run.ended:
                 run.reason.append(reason)
                 run.task.cancel()
 
@@ -272,12 +276,17 @@ class Runner:
         policies = await self.store.cleanup_policies()
         args = (self.settings, now, self.runner_id, self.protected_files)
         reports = await run_housekeeping(self.store, policies, *args)
+        self.count_cleanup(reports)
+        return reports
+
+    def count_cleanup(self, reports: Sequence[CleanupReport]) -> None:
+        """Add housekeeping reports (scheduled or asked for) to the metrics; a dry run
+        deletes and frees nothing."""
         for report in reports:
-            self.metrics.cleanup_files.labels(report.policy).inc(report.deleted)
             self.metrics.cleanup_errors.labels(report.policy).inc(len(report.errors))
             if not report.dry_run:
+                self.metrics.cleanup_files.labels(report.policy).inc(report.deleted)
                 self.metrics.cleanup_bytes.labels(report.policy).inc(report.bytes_freed)
-        return reports
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -328,7 +337,7 @@ class Runner:
             log.info("waiting up to %gs for %d running jobs", grace, len(tasks))
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for run in list(self.runs.values()):
-                if run.task in pending:
+                if run.task in pending and not run.ended:
                     run.reason.append(f"interrupted: the runner stopped after {grace:g}s grace")
                     run.task.cancel()
             if pending:

@@ -199,7 +199,7 @@ class SchedulerService:
                 "schedule": schedule,
                 "description": description,
                 **({"module_id": module_id} if module_id else {}),
-                **({"max_executions": max_executions} if max_executions else {}),
+                **({"max_executions": max_executions} if max_executions is not None else {}),
                 **options,
             }
             spec = self._validated("events", declared, problem)
@@ -225,12 +225,13 @@ class SchedulerService:
         report = configs.validate_data(
             {section: [declared]}, "<service>", self.clock.now(), self.settings
         )
-        if report.config is None:
-            problems = "; ".join(
-                f"{p.path.removeprefix(f'{section}[0]').lstrip('.') or section}: {p.message}"
-                for p in report.errors
-            )
-            raise Invalid(problems)
+        problems = [problem] if problem else []
+        problems += [
+            f"{p.path.removeprefix(f'{section}[0]').lstrip('.') or section}: {p.message}"
+            for p in report.errors
+        ]
+        if problems or report.config is None:
+            raise Invalid("; ".join(problems))
         return (report.config.events or report.config.cleanups)[0]
 
     async def list_events(
@@ -329,10 +330,17 @@ class SchedulerService:
 
         async def register() -> Result[dict[str, Any]]:
             spec = self._validated("cleanup", {"name": name, "directory": directory, **fields})
+            refusal = configs.unsafe_directory(spec, self._own_files())
+            if refusal:
+                raise Invalid(f"directory: {refusal}")
             await self.store.register_cleanup(spec, self.clock.now())
             return Result.ok(spec.to_json())
 
         return await _guard(register())
+
+    def _own_files(self) -> list[str]:
+        """The database file of this service (SQLite), which no cleanup may delete."""
+        return configs.sqlite_files(self.store.engine.url.render_as_string(hide_password=True))
 
     async def list_cleanups(self) -> Result[list[dict[str, Any]]]:
         async def listing() -> Result[list[dict[str, Any]]]:
@@ -352,10 +360,12 @@ class SchedulerService:
                 raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
             chosen = [p for p in stored if not policies or p.name in policies]
             runner_id = self.runner.runner_id if self.runner else "service"
-            protected = self.runner.protected_files if self.runner else []
+            protected = [*(self.runner.protected_files if self.runner else []), *self._own_files()]
             reports = await run_housekeeping(
                 self.store, chosen, self.settings, self.clock.now(), runner_id, protected, dry_run
             )
+            if self.runner is not None:
+                self.runner.count_cleanup(reports)
             return Result.ok([{**asdict(r), "started_at": _iso(r.started_at)} for r in reports])
 
         return await _guard(clean())
@@ -378,7 +388,9 @@ def _schedule(
     if interval_type == "cron":
         return {"cron": str(interval_value), **zone}
     unit = (interval_type or "") if (interval_type or "").endswith("s") else f"{interval_type}s"
-    if unit not in UNITS or not isinstance(interval_value, int) or isinstance(interval_value, bool):
+    if unit not in UNITS:
         units = ", ".join(UNITS)
-        raise Invalid(f"interval_type is once, cron or one of {units}, with an integer value")
+        raise Invalid(f"interval_type is once, cron or one of {units}, not {interval_type!r}")
+    if not isinstance(interval_value, int) or isinstance(interval_value, bool):
+        raise Invalid(f"interval_value must be an integer number of {unit}, not {interval_value!r}")
     return {"every": {unit: interval_value}, **({"start": start} if start else {}), **zone}

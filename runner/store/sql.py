@@ -181,7 +181,7 @@ class Store:
         try:
             async with turn, engines.write_transaction(self.engine) as conn:
                 yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
     @asynccontextmanager
@@ -189,7 +189,7 @@ class Store:
         try:
             async with engines.read_transaction(self.engine) as conn:
                 yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database read failed: {exc}") from exc
 
     # --- reconcile ----------------------------------------------------------------------
@@ -307,7 +307,7 @@ class Store:
             if source == "user":
                 values = {"status": "cancelled", "next_execution": None, "retry_at": None}
                 where = events.c.name == name
-                await conn.execute(update(events).where(where).values(values, updated_at=now))
+                await conn.execute(update(events).where(where).values(**values, updated_at=now))
             return source
 
     async def get_event(self, name: str) -> EventRow | None:

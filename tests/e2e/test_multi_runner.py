@@ -100,6 +100,7 @@ def test_a_runner_killed_mid_job_is_taken_over(
     (running,) = wait_for(
         lambda: [e for e in executions(first) if e.outcome == "running"], what="the first run"
     )
+    assert running.runner_id is not None
     holder, survivor = (
         (first, second) if running.runner_id.endswith(f":{first.pid}") else (second, first)
     )
