@@ -21,6 +21,7 @@ from runner.errors import ConfigError, NotFound, Problem, RunnerError
 from runner.housekeeper import Report as CleanupReport
 from runner.loop import default_runner_id, run_housekeeping
 from runner.occurrences import next_fire
+from runner.service import event_json, execution_json
 from runner.specs import Config, EventSpec
 from runner.store.locks import exclusive_runner
 from runner.store.sql import EventRow, ExecutionRow, Store
@@ -224,7 +225,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = await store.list_events()
         state = await store.config_state()
         if args.json:
-            print(json.dumps({"config": state, "events": [_event_json(r) for r in rows]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "config": state,
+                        "events": [event_json(r) | {"spec": r.spec.to_json()} for r in rows],
+                    },
+                    indent=2,
+                )
+            )
             return EXIT_OK
         print(
             _table(
@@ -278,7 +287,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     async def show(store: Store) -> int:
         rows = await store.history(args.name, args.limit)
         if args.json:
-            print(json.dumps([_execution_json(r) for r in rows], indent=2, default=str))
+            print(json.dumps([execution_json(r) for r in rows], indent=2))
             return EXIT_OK
         header = [
             "EVENT",
@@ -431,20 +440,6 @@ def _with_store(
     return asyncio.run(session())
 
 
-def _event_json(row: EventRow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "status": row.display_status,
-        "source": row.source,
-        "next_execution": row.next_execution.isoformat() if row.next_execution else None,
-        "last_execution": row.last_execution.isoformat() if row.last_execution else None,
-        "execution_count": row.execution_count,
-        "failure_count": row.failure_count,
-        "config_revision": row.config_revision,
-        "spec": row.spec.to_json(),
-    }
-
-
 def _event_cells(row: EventRow) -> list[str]:
     schedule = " ".join(f"{k}={v}" for k, v in row.spec.schedule.items())
     return [
@@ -456,10 +451,6 @@ def _event_cells(row: EventRow) -> list[str]:
         str(row.execution_count),
         schedule,
     ]
-
-
-def _execution_json(row: ExecutionRow) -> dict[str, Any]:
-    return dataclasses.asdict(row)
 
 
 def _execution_cells(row: ExecutionRow) -> list[str]:

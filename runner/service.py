@@ -69,7 +69,8 @@ async def _guard(call: Awaitable[Result[T]]) -> Result[T]:
 
 
 def event_json(row: EventRow) -> dict[str, Any]:
-    """An event as the API and library return it."""
+    """An event as the API and library return it. Not its whole spec: a command's ``env``
+    may hold secrets, and reading the API needs no token."""
     spec = row.spec
     function = getattr(spec.job, "function", None)
     return {

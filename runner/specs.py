@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Overlap = Literal["forbid", "allow", "replace"]
@@ -83,10 +83,11 @@ class EventSpec:
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON form (stored in the database, hashed for change detection)."""
-        data = asdict(self)
-        data["schedule"] = dict(self.schedule)
-        data["job"] = {"kind": "function" if isinstance(self.job, FunctionJob) else "command"}
-        data["job"].update(_plain(asdict(self.job)))
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        kind = "function" if isinstance(self.job, FunctionJob) else "command"
+        data["job"] = {"kind": kind} | {f.name: getattr(self.job, f.name) for f in fields(self.job)}
+        data["retry"] = vars(self.retry).copy()
+        data["misfire"] = vars(self.misfire).copy()
         plain: dict[str, Any] = _plain(data)
         return plain
 

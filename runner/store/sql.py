@@ -696,14 +696,15 @@ async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: dat
     created: dict[str, list[dict[str, Any]]] = {"event": [], "cleanup": []}
     for change in plan.changes:
         table = events if change.kind == "event" else cleanup_configs
-        owned = (table.c.name == change.name) & (table.c.source == "config")
         spec = specs.get((change.kind, change.name))
-        if spec is None:
-            await conn.execute(delete(table).where(owned))
-        elif change.action == "create":
+        if spec is not None and change.action == "create":
             created[change.kind].append(
                 _row(spec, config.revision, now) | _runtime(spec, now, True)
             )
+            continue
+        owned = (table.c.name == change.name) & (table.c.source == "config")
+        if spec is None:
+            await conn.execute(delete(table).where(owned))
         else:
             row = _row(spec, config.revision, now)
             del row["created_at"], row["source"]
