@@ -200,6 +200,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if result.refused_empty:
             print(f"! refused: {reconciler.EMPTY_REFUSAL}")
         print(result.summary())
+        if result.conflicts or result.refused_empty:
+            return EXIT_FAIL  # apply would refuse this config: a CI check must fail
         return EXIT_CHANGES if args.detailed_exitcode and not result.empty else EXIT_OK
 
     return _with_store(args, config, show)
@@ -257,7 +259,10 @@ def cmd_next(args: argparse.Namespace) -> int:
     if spec is None:
         spec = _with_store(args, config, lambda store: _stored_spec(store, args.name))
     zone = ZoneInfo(spec.schedule["timezone"])
-    current = schedules.parse_time(args.after, zone) if args.after else CLOCK.now()
+    try:
+        current = schedules.parse_time(args.after, zone) if args.after else CLOCK.now()
+    except (ValueError, OverflowError) as exc:
+        raise RunnerError(f"--after: {exc}") from exc
     for _ in range(args.n):
         fire = next_fire(spec, current)
         if fire is None:

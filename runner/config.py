@@ -421,7 +421,7 @@ class _Resolver:
             return None
         try:
             schedule = schedules.from_spec(normal, settings.timezone)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             key = next(k for k in ("at", "start", "every", "cron") if k in raw)
             self.problem((file, parsed, (*path, key)), str(exc))
             return None

@@ -33,7 +33,7 @@ def next_fire(spec: EventSpec, after: datetime) -> datetime | None:
     """The first fire time strictly after ``after``, jitter included; None when there is none."""
     offset = jitter(spec)
     occurrence = schedule_of(spec).next_after(after - offset)
-    return None if occurrence is None else occurrence + offset
+    return None if occurrence is None else _shifted(occurrence, offset)
 
 
 def first_fire(spec: EventSpec, now: datetime) -> datetime | None:
@@ -44,5 +44,13 @@ def first_fire(spec: EventSpec, now: datetime) -> datetime | None:
     """
     schedule = schedule_of(spec)
     if isinstance(schedule, schedules.At):
-        return schedule.at + jitter(spec)
+        return _shifted(schedule.at, jitter(spec))
     return next_fire(spec, now)
+
+
+def _shifted(occurrence: datetime, offset: timedelta) -> datetime | None:
+    """``occurrence`` delayed by ``offset``; None past the last representable instant."""
+    try:
+        return occurrence + offset
+    except OverflowError:
+        return None

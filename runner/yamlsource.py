@@ -152,6 +152,11 @@ class _Walker:
                 merged.append(value_node)
                 continue
             key = str(key_node.value)
+            if key_node.tag != _STR:
+                line, col = _at(key_node)
+                message = f"key {key!r} must be a string; quote it"
+                self.problems.append(Problem(self.file, line, col, message, _render((*path, key))))
+                continue
             if key in seen:
                 message = f"duplicate key '{key}' (first at line {seen[key]})"
                 line, col = _at(key_node)
