@@ -507,17 +507,8 @@ class Store:
     async def next_due(self) -> datetime | None:
         """The earliest time anything runnable is due (a trigger: at once). Answered from
         the due indexes, so it stays cheap however many events wait."""
-
-        def earliest(column: Any, *where: Any) -> Any:
-            return select(func.min(column)).where(*where, column.is_not(None)).scalar_subquery()
-
-        query = select(
-            earliest(events.c.next_execution, _runnable()),
-            earliest(events.c.retry_at, _runnable()),
-            earliest(events.c.triggered_at, _triggerable()),
-        )
         async with self._read() as conn:
-            times = [t for t in (await conn.execute(query)).one() if t is not None]
+            times = [t for t in (await conn.execute(_NEXT_DUE)).one() if t is not None]
         return min(times) if times else None
 
     async def request_run(self, name: str, now: datetime) -> bool:
@@ -923,3 +914,15 @@ def _report_row(report: CleanupReport, runner_id: str) -> dict[str, Any]:
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+def _earliest(column: Any, where: Any) -> Any:
+    return select(func.min(column)).where(where, column.is_not(None)).scalar_subquery()
+
+
+# Built once: the runner asks this every check_interval, even when idle.
+_NEXT_DUE = select(
+    _earliest(events.c.next_execution, _runnable()),
+    _earliest(events.c.retry_at, _runnable()),
+    _earliest(events.c.triggered_at, _triggerable()),
+)
