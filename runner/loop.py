@@ -127,15 +127,16 @@ class Runner:
         many were claimed."""
         now = self.clock.now()
         due = now if due_by is None else min(now, due_by)
-        lease = self.settings.lease_seconds
-        claimed = await self.store.claim_due(now, self.runner_id, limit, lease, due)
-        if not claimed:
-            return 0
-        decisions = [(event, decide(event, due)) for event in claimed]
-        now = self.clock.now()  # the runs start now, after the claim
-        started = await self.store.record_decisions(
-            decisions, now, self.runner_id, self.revision(), lease
+        decisions, started = await self.store.start_due(
+            now,
+            self.runner_id,
+            limit,
+            lambda event: decide(event, due),
+            self.revision(),
+            self.settings.lease_seconds,
+            due,
         )
+        now = self.clock.now()  # the runs start now
         for event, decision in decisions:
             for record in decision.records:
                 if record.outcome != "running":
@@ -146,7 +147,7 @@ class Runner:
             if run.replaces_running:
                 self._cancel_event_runs(run.spec.name, "replaced by a newer run (overlap: replace)")
             self._launch(run, now)
-        return len(claimed)
+        return len(decisions)
 
     def _launch(self, started: Started, now: datetime) -> None:
         record = started.record

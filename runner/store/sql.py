@@ -163,8 +163,13 @@ class Store:
         """The instant leases are compared with."""
         return func.now() if self.database_clock else literal(now, UTCDateTime())
 
-    def _lease_free(self, now: datetime) -> Any:
-        return events.c.lease_until.is_(None) | (events.c.lease_until < self._lease_now(now))
+    async def _lease_end(self, conn: AsyncConnection, now: datetime, seconds: float) -> datetime:
+        """The end of a lease of ``seconds`` taken at ``now``, as a value."""
+        if self.database_clock:
+            start = await conn.scalar(select(func.now()))
+            assert isinstance(start, datetime)
+            return start + timedelta(seconds=seconds)
+        return now + timedelta(seconds=seconds)
 
     def _lease_until(self, now: datetime, seconds: float) -> Any:
         """The end of a lease of ``seconds`` taken at ``now``."""
@@ -321,78 +326,58 @@ class Store:
 
     # --- running ------------------------------------------------------------------------
 
-    async def claim_due(
+    async def start_due(
         self,
         now: datetime,
         runner_id: str,
         limit: int,
+        decide: Callable[[DueEvent], Decision],
+        revision: str | None,
         lease_seconds: float,
         due_by: datetime | None = None,
-    ) -> list[DueEvent]:
-        """Lease up to ``limit`` due events to ``runner_id``, oldest first.
+    ) -> tuple[list[tuple[DueEvent, Decision]], list[Started]]:
+        """Take up to ``limit`` due events, oldest first, decide what each does, and write
+        the decisions: all in one transaction.
 
-        Due means: active, enabled, not paused, not leased by a live runner, and with a
-        manual trigger, a retry or the next occurrence at or before ``due_by`` (default
-        ``now``). The lease
-        makes the claim exclusive across runners (``SKIP LOCKED`` on PostgreSQL, the
-        write lock on SQLite) until :meth:`record_decisions` releases it.
+        Due means: active, enabled, not paused, with a retry or the next occurrence at or
+        before ``due_by`` (default ``now``); or with a manual trigger. The transaction
+        makes this exclusive across runners (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
+        write lock on SQLite). Returns the decisions, and the runs to start, each with its
+        execution id and a lease on the execution.
         """
         due = (
-            select(events.c.id)
-            .where(events.c.id.in_(_due_ids(due_by or now)), self._lease_free(now))
+            select(events)
+            .where(events.c.id.in_(_due_ids(due_by or now)))
             .order_by(events.c.next_execution)
             .limit(limit)
         )
         if self.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
-        lease = {"lease_owner": runner_id, "lease_until": self._lease_until(now, lease_seconds)}
-        claim = update(events).where(events.c.id.in_(due)).values(lease).returning(*events.c)
         async with self._write() as conn:
-            rows = (await conn.execute(claim)).all()
+            rows = (await conn.execute(due)).all()
             if not rows:
-                return []
-            ids = [row.id for row in rows]
-            counts = await conn.execute(
-                select(executions.c.event_id, func.count())
-                .where(executions.c.event_id.in_(ids), executions.c.outcome == "running")
-                .group_by(executions.c.event_id)
-            )
-            running = {event_id: count for event_id, count in counts}
-            return [_to_due(row, running.get(row.id, 0)) for row in rows]
-
-    async def record_decisions(
-        self,
-        decisions: list[tuple[DueEvent, Decision]],
-        now: datetime,
-        runner_id: str,
-        revision: str | None,
-        lease_seconds: float,
-    ) -> list[Started]:
-        """Write each decision's records and the event's new state; release the claims.
-
-        A decision whose claim this runner no longer holds is dropped. Returns the runs to
-        start, each with its execution id and a lease on the execution.
-        """
-        started: list[Started] = []
-        lease_until = self._lease_until(now, lease_seconds)
-        async with self._write() as conn:
-            for event, decision in decisions:
-                run_values = _decision_values(event, decision, now)
-                owned = (events.c.id == event.id) & (events.c.lease_owner == runner_id)
-                done = await conn.execute(update(events).where(owned).values(run_values))
-                if done.rowcount == 0:
-                    continue
-                for record in decision.records:
-                    row = _execution_row(event.id, record, now, runner_id, revision, lease_until)
-                    new_id = await conn.scalar(
-                        insert(executions).values(row).returning(executions.c.id)
-                    )
-                    if record.outcome == "running":
-                        assert new_id is not None
-                        started.append(
-                            Started(new_id, event.spec, record, decision.replace_running)
-                        )
-        return started
+                return [], []
+            running = await _running_counts(conn, [row.id for row in rows])
+            decided = [(event, decide(event)) for event in (_to_due(r, running) for r in rows)]
+            # A value, not an expression: the records are inserted in one executemany.
+            lease_until = await self._lease_end(conn, now, lease_seconds)
+            records = []
+            for event, decision in decided:
+                values = _decision_values(event, decision, now)
+                await conn.execute(update(events).where(events.c.id == event.id).values(values))
+                records += [(event, decision, record) for record in decision.records]
+            rows_out = [
+                _execution_row(event.id, record, now, runner_id, revision, lease_until)
+                for event, _, record in records
+            ]
+            returning = insert(executions).returning(executions.c.id, sort_by_parameter_order=True)
+            ids = (await conn.execute(returning, rows_out)).scalars().all()
+        started = [
+            Started(new_id, event.spec, record, decision.replace_running)
+            for new_id, (event, decision, record) in zip(ids, records, strict=True)
+            if record.outcome == "running"
+        ]
+        return decided, started
 
     async def finish(
         self,
@@ -496,12 +481,6 @@ class Store:
                     update(executions).where(executions.c.id == row.id).values(values)
                 )
                 await _settle(conn, row, EventSpec.from_json(row.spec), "failed", now)
-            released: Any = events.c.lease_owner.is_not(None)
-            if not everything:
-                released &= events.c.lease_until < self._lease_now(now)
-            await conn.execute(
-                update(events).where(released).values(lease_owner=None, lease_until=None)
-            )
             return len(rows)
 
     async def next_due(self) -> datetime | None:
@@ -828,13 +807,22 @@ def _triggerable() -> Any:
     return events.c.status != "cancelled"
 
 
-def _to_due(row: Any, running: int) -> DueEvent:
+async def _running_counts(conn: AsyncConnection, event_ids: list[int]) -> dict[int, int]:
+    counts = await conn.execute(
+        select(executions.c.event_id, func.count())
+        .where(executions.c.event_id.in_(event_ids), executions.c.outcome == "running")
+        .group_by(executions.c.event_id)
+    )
+    return {event_id: count for event_id, count in counts}
+
+
+def _to_due(row: Any, running: dict[int, int]) -> DueEvent:
     return DueEvent(
         id=row.id,
         spec=EventSpec.from_json(row.spec),
         next_execution=row.next_execution,
         execution_count=row.execution_count,
-        running=running,
+        running=running.get(row.id, 0),
         retry_at=row.retry_at,
         retry_scheduled_time=row.retry_scheduled_time,
         retry_attempt=row.retry_attempt,
@@ -843,12 +831,10 @@ def _to_due(row: Any, running: int) -> DueEvent:
 
 
 def _decision_values(event: DueEvent, decision: Decision, now: datetime) -> dict[str, Any]:
-    """The event's columns after ``decision``; its claim is released."""
+    """The event's columns after ``decision``."""
     values: dict[str, Any] = {
         "next_execution": decision.next_execution,
         "status": decision.status,
-        "lease_owner": None,
-        "lease_until": None,
         "updated_at": now,
     }
     if decision.run is not None:

@@ -91,8 +91,6 @@ events = Table(
     C("failure_count", Integer, nullable=False, default=0),
     C("max_executions", Integer, nullable=True),
     C("config_revision", String(64), nullable=True),
-    C("lease_owner", String(200), nullable=True),
-    C("lease_until", UTCDateTime(), nullable=True),
     # The one pending retry of a failed occurrence (a newer occurrence supersedes it).
     C("retry_at", UTCDateTime(), nullable=True),
     C("retry_scheduled_time", UTCDateTime(), nullable=True),
