@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -27,19 +26,9 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def monotonic(self) -> float:
-        return time.monotonic()
-
     async def sleep_until(self, deadline: datetime, wake: asyncio.Event) -> None:
         delay = (deadline - self.now()).total_seconds()
         if delay <= 0 or wake.is_set():
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
-
-
-def utc(value: datetime) -> datetime:
-    """``value`` converted to UTC; refuses naive datetimes, which have no instant."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()} has no time zone")
-    return value.astimezone(UTC)

@@ -320,10 +320,6 @@ class Store:
             row = (await conn.execute(select(events).where(events.c.name == name))).first()
             return _to_event(row) if row else None
 
-    async def count_executions(self) -> int:
-        async with self._read() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(executions)) or 0)
-
     # --- running ------------------------------------------------------------------------
 
     async def start_due(
