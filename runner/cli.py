@@ -244,10 +244,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
         )
         revision = (state.get("revision") or "none")[:12]
-        print(
-            f"\nconfig revision {revision}"
-            + (f"; last error: {state['error']}" if state.get("error") else "")
-        )
+        applied_by = f" (applied by {state['applied_by']})" if state.get("applied_by") else ""
+        error = f"; last error: {state['error']}" if state.get("error") else ""
+        print(f"\nconfig revision {revision}{applied_by}{error}")
         return EXIT_OK
 
     return _with_store(args, config, show)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -419,3 +420,20 @@ async def test_plan_lists_creates_updates_and_deletes_without_writing(rig: Rig) 
         c.render() for c in plan.changes
     ]
     assert await rig.names() == ["a", "c"]
+
+
+async def test_two_configs_live_at_once_are_reported_not_fought_over(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new = rig.config([event("a")]), rig.config([event("a"), event("b")])
+    await reconciler.apply(rig.store, old, NOW, runner_id="host-a:1")
+    with caplog.at_level(logging.WARNING, logger="runner.config"):
+        await reconciler.apply(rig.store, new, NOW + timedelta(seconds=20), runner_id="host-b:2")
+        await reconciler.apply(rig.store, new, NOW + timedelta(seconds=30), runner_id="host-b:2")
+    (warning,) = [r.getMessage() for r in caplog.records]  # once, not on every apply
+    assert "applied by host-a:1 20s ago: two configs are live" in warning
+    assert (await rig.store.config_state())["applied_by"] == "host-b:2"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="runner.config"):
+        await reconciler.apply(rig.store, old, LATER, runner_id="host-a:1")  # long after
+    assert caplog.records == []
