@@ -9,18 +9,18 @@ then SIGKILL if it lingers.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import yaml
+
+from tests.e2e.helpers import controlled_environ, wait_for, write_atomic
 
 T = TypeVar("T")
 
@@ -58,20 +58,6 @@ def free_port() -> int:
         return port
 
 
-def wait_for(
-    predicate: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.1, what: str = ""
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}: {value!r}")
-        time.sleep(interval)
-
-
 def auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -107,13 +93,6 @@ def config_text(
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` in one rename, as deploy tools do."""
-    temporary = path.with_name(f".{path.name}.new")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 class ApiServer:
     """``python -m runner run`` with the API on, in ``cwd``; the client talks to it."""
 
@@ -134,13 +113,7 @@ class ApiServer:
         write_atomic(self.config, text)
 
     def environ(self) -> dict[str, str]:
-        """A controlled environment: no RUNNER_* variable of the caller leaks in."""
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.cwd),
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        return controlled_environ(self.cwd)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the runner and wait until ``/healthz`` answers."""

@@ -33,8 +33,23 @@ DB_NAME = "runner.db"
 CLI_TIMEOUT = 60.0
 
 
+def controlled_environ(home: Path) -> dict[str, str]:
+    """An environment for ``runner`` subprocesses: no RUNNER_* variable of the caller
+    leaks in. ``PYTHONPATH`` is passed on, so the runner imports the code the tests import.
+    """
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if "PYTHONPATH" in os.environ:
+        environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return environ
+
+
 def wait_for(
-    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = ""
+    predicate: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.1, what: str = ""
 ) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something truthy.
 
@@ -249,19 +264,7 @@ class RunnerProcess:
         return target
 
     def environ(self) -> dict[str, str]:
-        """A controlled environment: no RUNNER_* variable of the caller leaks in.
-
-        ``PYTHONPATH`` is passed on, so the runner imports the code the tests import.
-        """
-        environ = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.cwd),
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        if "PYTHONPATH" in os.environ:
-            environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        return environ
+        return controlled_environ(self.cwd)
 
     # --- the process --------------------------------------------------------------------
 

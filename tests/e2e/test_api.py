@@ -33,9 +33,8 @@ from tests.e2e.api_helpers import (
     config_text,
     data_of,
     running_server,
-    wait_for,
-    write_atomic,
 )
+from tests.e2e.helpers import wait_for, write_atomic
 
 EVENTS = f"{PREFIX}/events"
 LIST_KEYS = {"success", "data", "total_count", "filtered_count"}

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from runner import cli as runner_cli
+from tests.e2e.helpers import controlled_environ
 
 SCRIPT = Path(sys.executable).with_name("runner")
 DAY = 86400.0
@@ -69,14 +70,7 @@ class Cli:
         return path
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        environ = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.cwd),
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        if "PYTHONPATH" in os.environ:
-            environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        environ = controlled_environ(self.cwd)
         command = [str(SCRIPT), *args, "--config", "scheduler.yaml", "--db", self.db]
         done = subprocess.run(
             command, cwd=self.cwd, env=environ, capture_output=True, text=True, timeout=60
