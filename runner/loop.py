@@ -262,16 +262,18 @@ class Runner:
     def _start_housekeeping(self, now: datetime) -> None:
         """Every runner cleans its own files, on ``housekeeper.schedule``, in the background."""
         keeper = self.settings.housekeeper
-        schedule = schedules.Cron(keeper.schedule, ZoneInfo(self.settings.timezone))
-        if self._next_housekeeping is None or not keeper.enabled:
-            self._next_housekeeping = schedule.next_after(now)
+        if not keeper.enabled:
+            self._next_housekeeping = None
             return
+        due = self._next_housekeeping
         busy = self.housekeeping is not None and not self.housekeeping.done()
-        if now < self._next_housekeeping or busy:
-            return
+        if due is not None and (now < due or busy):
+            return  # the common case, on every turn of the loop: nothing to compute
+        schedule = schedules.Cron(keeper.schedule, ZoneInfo(self.settings.timezone))
         self._next_housekeeping = schedule.next_after(now)
-        self.housekeeping = asyncio.create_task(self._housekeep(now))
-        self.housekeeping.add_done_callback(_log_failure)
+        if due is not None:
+            self.housekeeping = asyncio.create_task(self._housekeep(now))
+            self.housekeeping.add_done_callback(_log_failure)
 
     async def _housekeep(self, now: datetime) -> list[CleanupReport]:
         policies = await self.store.cleanup_policies()

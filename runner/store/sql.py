@@ -171,12 +171,6 @@ class Store:
             return start + timedelta(seconds=seconds)
         return now + timedelta(seconds=seconds)
 
-    def _lease_until(self, now: datetime, seconds: float) -> Any:
-        """The end of a lease of ``seconds`` taken at ``now``."""
-        if self.database_clock:
-            return func.now() + timedelta(seconds=seconds)
-        return now + timedelta(seconds=seconds)
-
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -425,17 +419,15 @@ class Store:
         """Extend this runner's lease on its running executions; returns those it still holds."""
         if not execution_ids:
             return set()
+        mine = (
+            executions.c.id.in_(execution_ids)
+            & (executions.c.runner_id == runner_id)
+            & (executions.c.outcome == "running")
+        )
         async with self._write() as conn:
-            mine = (
-                executions.c.id.in_(execution_ids)
-                & (executions.c.runner_id == runner_id)
-                & (executions.c.outcome == "running")
-            )
+            until = await self._lease_end(conn, now, lease_seconds)
             rows = await conn.execute(
-                update(executions)
-                .where(mine)
-                .values(lease_until=self._lease_until(now, lease_seconds))
-                .returning(executions.c.id)
+                update(executions).where(mine).values(lease_until=until).returning(executions.c.id)
             )
             return set(rows.scalars())
 
