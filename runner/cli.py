@@ -320,7 +320,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         if unknown:
             raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
         chosen = [p for p in policies if not args.policy or p.name in args.policy]
-        protected = [*config.files, *configs.sqlite_files(url)]
+        protected = configs.own_files(config.files, url)
         reports = await run_housekeeping(
             store,
             chosen,

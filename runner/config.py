@@ -494,7 +494,7 @@ class _Resolver:
             dry_run=data.get("dry_run", False),
         )
         database = self.environ.get("RUNNER_DATABASE_URL") or settings.database
-        refusal = unsafe_directory(spec, [*config_files, *sqlite_files(database)])
+        refusal = unsafe_directory(spec, own_files(config_files, database))
         if refusal:
             self.problem((file, parsed, (*path, "directory")), refusal)
             return None
@@ -521,6 +521,12 @@ def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str |
         if reach:
             return f"refusing to clean {directory}: it holds the runner's own {protected}"
     return None
+
+
+def own_files(config_files: Iterable[str], database_url: str) -> list[str]:
+    """The runner's own files, which no cleanup policy may reach: its config files and
+    its SQLite database."""
+    return [*config_files, *sqlite_files(database_url)]
 
 
 def sqlite_files(url: str) -> list[str]:

@@ -39,7 +39,7 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
         await reconciler.apply(store, config, clock.now(), runner_id=runner_id)
         metrics = Metrics()
         metrics.info.labels(runner_id, config.revision[:12]).set(1)
-        protected = [*config.files, *configs.sqlite_files(options.database_url)]
+        protected = configs.own_files(config.files, options.database_url)
         runner = Runner(
             store, config.settings, clock, runner_id, protected_files=protected, metrics=metrics
         )
