@@ -18,7 +18,7 @@ from runner import schedules
 from runner.clock import Clock, SystemClock
 from runner.errors import Conflict, NotFound, RunnerError, StoreError
 from runner.loop import Runner, run_housekeeping
-from runner.specs import Settings
+from runner.specs import CommandJob, FunctionJob, Settings
 from runner.store.sql import EventFilter, EventRow, ExecutionRow, Store
 
 log = logging.getLogger("runner.service")
@@ -71,15 +71,15 @@ async def _guard(call: Awaitable[Result[T]]) -> Result[T]:
 def event_json(row: EventRow) -> dict[str, Any]:
     """An event as the API and library return it. Not its whole spec: a command's ``env``
     may hold secrets, and reading the API needs no token."""
-    spec = row.spec
-    function = getattr(spec.job, "function", None)
+    spec, job = row.spec, row.spec.job
+    function = job if isinstance(job, FunctionJob) else None
     return {
         "name": row.name,
         "description": spec.description,
         "module_id": spec.module_id,
-        "function_name": function,
-        "parameters": dict(getattr(spec.job, "parameters", {}) or {}) if function else None,
-        "command": None if function else list(getattr(spec.job, "argv", [])),
+        "function_name": function.function if function else None,
+        "parameters": dict(function.parameters) if function else None,
+        "command": list(job.argv) if isinstance(job, CommandJob) else None,
         "source": row.source,
         "status": row.display_status,
         "recurring": spec.recurring,
