@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,12 +52,10 @@ class JobResult:
     error: str | None = None
 
 
-async def run_job(
-    spec: EventSpec, context: JobContext, executor: Executor | None = None
-) -> JobResult:
+async def run_job(spec: EventSpec, context: JobContext) -> JobResult:
     """Run ``spec``'s job once, stopping it after ``spec.timeout`` seconds."""
     if isinstance(spec.job, FunctionJob):
-        return await run_function(spec.job, context, spec.timeout, executor)
+        return await run_function(spec.job, context, spec.timeout)
     return await run_command(spec.job, context, spec.timeout)
 
 
@@ -86,12 +84,13 @@ def _takes_context(function: Callable[..., Any]) -> bool:
 
 
 async def run_function(
-    job: FunctionJob, context: JobContext, time_limit: float | None, executor: Executor | None
+    job: FunctionJob, context: JobContext, time_limit: float | None
 ) -> JobResult:
-    """Await an async function (cancelled at the timeout) or run a sync one in a thread.
+    """Await an async function (cancelled at the timeout) or run a sync one in a thread
+    of its own.
 
     A sync function cannot be stopped: at the timeout its run is recorded as timed out
-    and the thread is left to finish, its result discarded.
+    and its thread is left to finish, its result discarded.
     """
     try:
         function = resolve(job.function)
@@ -102,7 +101,7 @@ async def run_function(
         kwargs["context"] = context
     try:
         async with asyncio.timeout(time_limit) as deadline:
-            value = await _call(function, kwargs, executor)
+            value = await _call(function, kwargs)
     except TimeoutError:
         if deadline.expired():
             return JobResult("timed_out", error=f"timed out after {time_limit:g}s")
@@ -112,14 +111,42 @@ async def run_function(
     return JobResult("succeeded", result=_jsonable(value))
 
 
-async def _call(
-    function: Callable[..., Any], kwargs: dict[str, Any], executor: Executor | None
-) -> Any:
+async def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     if inspect.iscoroutinefunction(function):
         return await function(**kwargs)
-    loop = asyncio.get_running_loop()
-    value = await loop.run_in_executor(executor, functools.partial(function, **kwargs))
+    value = await in_thread(functools.partial(function, **kwargs))
     return await value if inspect.isawaitable(value) else value
+
+
+def in_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
+    """Run ``call`` in a new daemon thread; the future gets its result or exception.
+
+    Not a pool: a pool's threads are few and reused, so a function that never returns
+    would hold one for good, and later jobs would queue behind it past their timeout. A
+    thread per call holds nothing once its run has timed out, and, being a daemon, does
+    not keep the process from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():  # cancelled at the timeout: nobody waits for it any more
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def work() -> None:
+        try:
+            value, error = call(), None
+        except BaseException as exc:  # handed to the awaiting job, as a pool would
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the runner is gone
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name="runner-job", daemon=True).start()
+    return future
 
 
 def _jsonable(value: Any) -> Any:

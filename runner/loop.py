@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -95,7 +94,6 @@ class Runner:
         self.revision = revision
         self.wake = asyncio.Event()
         self.runs: dict[int, _Run] = {}
-        self.executor = ThreadPoolExecutor(settings.max_concurrent_executions, "runner-job")
         self._stopping = False
         self._last_retention: datetime | None = None
         self._last_renewal: datetime | None = None
@@ -178,7 +176,7 @@ class Runner:
             started.spec.name, started.execution_id, record.scheduled_time, record.attempt
         )
         try:
-            result = await run_job(started.spec, context, self.executor)
+            result = await run_job(started.spec, context)
         except asyncio.CancelledError:
             run = self.runs.get(started.execution_id)
             reason = run.reason[0] if run and run.reason else "runner shutting down"
@@ -347,4 +345,3 @@ class Runner:
                 await asyncio.wait(pending)
         if self.housekeeping is not None and not self.housekeeping.done():
             await asyncio.wait([self.housekeeping], timeout=grace)
-        self.executor.shutdown(wait=False, cancel_futures=True)

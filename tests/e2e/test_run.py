@@ -550,3 +550,76 @@ def test_sigterm_interrupts_a_running_job_after_the_shutdown_grace(runner: Runne
         assert runner.logged("runner stopped")
     finally:
         kill_groups(pidfile)
+
+
+# --- 10. sync functions that never return -------------------------------------------------
+
+JOBS_MODULE = """\
+import threading
+import time
+
+
+def forever():
+    threading.Event().wait()
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return "rested"
+"""
+
+
+def function_event(
+    name: str, call: str, schedule: dict[str, str], **fields: object
+) -> dict[str, object]:
+    """An event calling ``call`` of the ``jobs_here`` module in the runner's directory."""
+    return {"name": name, "function": f"jobs_here:{call}", "schedule": schedule, **fields}
+
+
+def test_sync_functions_that_never_return_hold_no_slot_and_sigterm_still_exits(
+    runner: RunnerProcess,
+) -> None:
+    (runner.cwd / "jobs_here.py").write_text(JOBS_MODULE)
+    stuck_at, _ = at_in(1)
+    later_at, _ = at_in(3)
+    no_retry = {"attempts": 0}
+    runner.write_config(
+        [
+            function_event("stuck-1", "forever", {"at": stuck_at}, timeout=0.5, retry=no_retry),
+            function_event("stuck-2", "forever", {"at": stuck_at}, timeout=0.5, retry=no_retry),
+            function_event("after", "nap", {"at": later_at}, parameters={"seconds": 0}, timeout=2),
+        ],
+        max_concurrent_executions=2,
+        shutdown_grace=1,
+    )
+    runner.start()
+
+    runner.wait_runs("stuck-1", 1, outcome="timed_out", timeout=20)
+    runner.wait_runs("stuck-2", 1, outcome="timed_out", timeout=20)
+    # Both threads are still blocked, yet the limit of 2 counts running executions only.
+    (after,) = runner.wait_runs("after", 1, outcome="succeeded", timeout=20)
+    assert after.result == "rested", after
+
+    stopping = time.monotonic()
+    assert runner.stop(signal.SIGTERM, timeout=15) == 0, runner.log_text()
+    assert time.monotonic() - stopping < 10, "threads that never return must not hold the exit"
+
+
+def test_raising_max_concurrent_executions_live_lets_more_sync_functions_run_at_once(
+    runner: RunnerProcess,
+) -> None:
+    (runner.cwd / "jobs_here.py").write_text(JOBS_MODULE)
+    names = ["nap-1", "nap-2", "nap-3"]
+    # Three 1 s naps due at once, each allowed 1.8 s: with one thread, the second and
+    # third would wait for the first and run out of time.
+    every = {"every": "3s"}
+    naps = [function_event(n, "nap", every, parameters={"seconds": 1}, timeout=1.8) for n in names]
+    runner.write_config(naps[:1], max_concurrent_executions=1)
+    runner.start()
+    runner.wait_runs("nap-1", 1)
+
+    runner.write_config(naps, max_concurrent_executions=3)
+    for name in names:
+        runner.wait_runs(name, 2, timeout=20)
+    late = [e for e in runner.executions() if e.outcome == "timed_out"]
+    assert late == [], f"runs waited for a thread after the limit rose to 3: {late}"

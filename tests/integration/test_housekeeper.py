@@ -996,7 +996,6 @@ async def test_the_runner_starts_housekeeping_on_its_schedule(store: Store, tmp_
     await runner.upkeep()
     assert runner.housekeeping is not first
     await runner.housekeeping
-    runner.executor.shutdown()
 
 
 async def test_disabled_housekeeping_never_starts(store: Store, tree: Path) -> None:
@@ -1010,4 +1009,3 @@ async def test_disabled_housekeeping_never_starts(store: Store, tree: Path) -> N
         clock.advance(120)
     assert runner.housekeeping is None
     assert (tree / "old.log").exists()
-    runner.executor.shutdown()
