@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from runner import config as configs
-from runner import init, logs, reconciler, schedules, server
-from runner.clock import SystemClock
-from runner.errors import ConfigError, NotFound, Problem, RunnerError
-from runner.housekeeper import Report as CleanupReport
-from runner.loop import default_runner_id, run_housekeeping
-from runner.occurrences import next_fire
-from runner.service import event_json, execution_json
-from runner.specs import Config, EventSpec
-from runner.store.locks import exclusive_runner
-from runner.store.sql import EventRow, ExecutionRow, Store
+from runner.errors import ConfigError, NotFound, RunnerError
+
+# The commands import what they use when they run: ``--help``, ``validate``, ``next`` and
+# ``schema`` must start at once, without SQLAlchemy, Alembic or the service (issue 11).
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from runner.specs import Config, EventSpec
+    from runner.store.sql import Store
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES = 0, 1, 2
-CLOCK = SystemClock()
-log = logging.getLogger("runner")
 T = TypeVar("T")
 
 
@@ -130,68 +121,28 @@ def _db_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from runner import config as configs
+
     print(json.dumps(configs.schema(), indent=2))
     return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    report = configs.validate(args.paths or [args.config], os.environ, CLOCK.now())
-    print(_format_problems(report, args.format))
+    from runner import config as configs
+    from runner import views
+
+    report = configs.validate(args.paths or [args.config], os.environ, _now())
+    print(views.problems(report, args.format))
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     return EXIT_FAIL if failed else EXIT_OK
-
-
-def _format_problems(report: configs.Report, fmt: str) -> str:
-    if fmt == "json":
-        config = report.config
-        summary = {
-            "valid": not report.errors,
-            "problems": [_problem_json(p) for p in report.problems],
-        }
-        if config:
-            summary |= {
-                "events": len(config.events),
-                "cleanup": len(config.cleanups),
-                "revision": config.revision,
-            }
-        return json.dumps(summary, indent=2)
-    if fmt == "github":
-        return "\n".join(_github(p) for p in report.problems)
-    lines = [p.render() for p in report.problems]
-    if report.config:
-        c = report.config
-        counts = f"{len(c.events)} events, {len(c.cleanups)} cleanup policies"
-        lines.append(f"ok: {counts} in {len(c.files)} files")
-    else:
-        lines.append(f"invalid: {len(report.errors)} errors, {len(report.warnings)} warnings")
-    return "\n".join(lines)
-
-
-def _problem_json(p: Problem) -> dict[str, Any]:
-    return {
-        "file": p.file,
-        "line": p.line,
-        "col": p.col,
-        "severity": p.severity,
-        "path": p.path,
-        "message": p.message,
-    }
-
-
-def _github(p: Problem) -> str:
-    """A GitHub Actions workflow command, so the problem shows on the pull request's line."""
-    level = "error" if p.severity == "error" else "warning"
-    message = (
-        (p.message + (f" (at {p.path})" if p.path else "")).replace("%", "%25").replace("\n", "%0A")
-    )
-    file = p.file.replace(",", "%2C").replace(":", "%3A")
-    return f"::{level} file={file},line={p.line},col={p.col},title=runner validate::{message}"
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     config = _load(args)
 
     async def show(store: Store) -> int:
+        from runner import reconciler
+
         result = await reconciler.plan(store, config)
         for change in result.changes:
             print(change.render())
@@ -211,7 +162,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = _load(args)
 
     async def run(store: Store) -> int:
-        result = await reconciler.apply(store, config, CLOCK.now(), args.allow_empty)
+        from runner import reconciler
+
+        result = await reconciler.apply(store, config, _now(), args.allow_empty)
         for change in result.changes:
             print(change.render())
         print(result.summary().replace("Plan:", "Applied:") + f" Revision {config.revision[:12]}.")
@@ -221,58 +174,56 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from runner import views
+    from runner.service import event_json
+
     config = _load_unless_database_named(args)
 
     async def show(store: Store) -> int:
         rows = await store.list_events()
         state = await store.config_state()
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "config": state,
-                        "events": [event_json(r) | {"spec": r.spec.to_json()} for r in rows],
-                    },
-                    indent=2,
-                )
-            )
+            events = [event_json(r) | {"spec": r.spec.to_json()} for r in rows]
+            print(json.dumps({"config": state, "events": events}, indent=2))
             return EXIT_OK
-        print(
-            _table(
-                ["NAME", "STATUS", "SOURCE", "NEXT (UTC)", "LAST (UTC)", "RUNS", "SCHEDULE"],
-                [_event_cells(r) for r in rows],
-            )
-        )
-        revision = (state.get("revision") or "none")[:12]
-        applied_by = f" (applied by {state['applied_by']})" if state.get("applied_by") else ""
-        error = f"; last error: {state['error']}" if state.get("error") else ""
-        print(f"\nconfig revision {revision}{applied_by}{error}")
+        print(views.event_table(rows))
+        print(f"\n{views.config_line(state)}")
         return EXIT_OK
 
     return _with_store(args, config, show)
 
 
 def cmd_next(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from runner import schedules, views
+    from runner.occurrences import next_fire
+
     config = _load(args)
     spec = next((e for e in config.events if e.name == args.name), None)
     if spec is None:
         spec = _with_store(args, config, lambda store: _stored_spec(store, args.name))
     zone = ZoneInfo(spec.schedule["timezone"])
     try:
-        current = schedules.parse_time(args.after, zone) if args.after else CLOCK.now()
+        current = schedules.parse_time(args.after, zone) if args.after else _now()
     except (ValueError, OverflowError) as exc:
         raise RunnerError(f"--after: {exc}") from exc
     for _ in range(args.n):
         fire = next_fire(spec, current)
         if fire is None:
             break
-        local = fire.astimezone(zone)
-        print(f"{local:%Y-%m-%d %H:%M:%S %Z (%z)}  {fire:%Y-%m-%dT%H:%M:%SZ}")
+        print(views.fire_time(fire, zone))
         current = fire
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from runner import init, logs, server
+    from runner.clock import SystemClock
+    from runner.store.locks import exclusive_runner
+
     if init.wanted(os.environ):
         init.become_init()
     logs.setup(args.log_format, args.log_level)
@@ -282,28 +233,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     url = database_url(args, config)
     options = server.Options(args.config, url, once=args.once, watch=not args.no_watch)
     with exclusive_runner(url):
-        return asyncio.run(server.serve(options, config, os.environ, CLOCK))
+        return asyncio.run(server.serve(options, config, os.environ, SystemClock()))
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from runner import views
+    from runner.service import execution_json
+
     config = _load_unless_database_named(args)
 
     async def show(store: Store) -> int:
         rows = await store.history(args.name, args.limit)
         if args.json:
             print(json.dumps([execution_json(r) for r in rows], indent=2))
-            return EXIT_OK
-        header = [
-            "EVENT",
-            "SCHEDULED (UTC)",
-            "TRY",
-            "TRIGGER",
-            "OUTCOME",
-            "DURATION",
-            "RUNNER",
-            "ERROR",
-        ]
-        print(_table(header, [_execution_cells(r) for r in rows], "no executions"))
+        else:
+            print(views.execution_table(rows))
         return EXIT_OK
 
     return _with_store(args, config, show)
@@ -311,6 +255,12 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Housekeeping now: the config's policies and those registered through the library."""
+    import dataclasses
+
+    from runner import config as configs
+    from runner import views
+    from runner.loop import default_runner_id, run_housekeeping
+
     config = _load(args)
     url = database_url(args, config)
 
@@ -325,7 +275,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             store,
             chosen,
             config.settings,
-            CLOCK.now(),
+            _now(),
             default_runner_id(),
             protected,
             args.dry_run,
@@ -333,48 +283,17 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([dataclasses.asdict(r) for r in reports], indent=2, default=str))
         else:
-            print(_cleanup_table(reports))
+            print(views.cleanup_table(reports))
         return EXIT_FAIL if any(r.errors for r in reports) else EXIT_OK
 
     return _with_store(args, config, clean)
-
-
-def _cleanup_table(reports: list[CleanupReport]) -> str:
-    header = ["POLICY", "SCANNED", "MATCHED", "DELETED", "FREED", "ERRORS", "SECONDS", "DIRECTORY"]
-    rows = [
-        [
-            r.policy + (" (dry run)" if r.dry_run else ""),
-            str(r.scanned),
-            str(r.matched),
-            str(r.deleted),
-            _size(r.bytes_freed),
-            str(len(r.errors)),
-            f"{r.duration:.3f}",
-            r.directory,
-        ]
-        for r in reports
-    ]
-    lines = [_table(header, rows, "no cleanup policies")]
-    for r in reports:
-        lines += [f"{r.policy}: error: {e}" for e in r.errors]
-        lines += [f"{r.policy}: would delete {name}" for name in r.would_delete]
-    return "\n".join(lines)
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _change_event(args: argparse.Namespace, verb: str) -> int:
     config = _load_unless_database_named(args)
 
     async def change(store: Store) -> int:
-        now = CLOCK.now()
+        now = _now()
         if verb == "trigger":
             found = await store.request_run(args.name, now)
         else:
@@ -410,8 +329,16 @@ async def _stored_spec(store: Store, name: str) -> EventSpec:
 # --- plumbing ---------------------------------------------------------------------------
 
 
+def _now() -> datetime:
+    from runner.clock import SystemClock
+
+    return SystemClock().now()
+
+
 def _load(args: argparse.Namespace) -> Config:
-    return configs.load([args.config], os.environ, CLOCK.now())
+    from runner import config as configs
+
+    return configs.load([args.config], os.environ, _now())
 
 
 def _load_unless_database_named(args: argparse.Namespace) -> Config | None:
@@ -434,6 +361,10 @@ def database_url(args: argparse.Namespace, config: Config | None) -> str:
 def _with_store(
     args: argparse.Namespace, config: Config | None, work: Callable[[Store], Coroutine[Any, Any, T]]
 ) -> T:
+    import asyncio
+
+    from runner.store.sql import Store
+
     async def session() -> T:
         store = await Store.open(database_url(args, config))
         try:
@@ -442,45 +373,3 @@ def _with_store(
             await store.close()
 
     return asyncio.run(session())
-
-
-def _event_cells(row: EventRow) -> list[str]:
-    schedule = " ".join(f"{k}={v}" for k, v in row.spec.schedule.items())
-    return [
-        row.name,
-        row.display_status,
-        row.source,
-        _when(row.next_execution),
-        _when(row.last_execution),
-        str(row.execution_count),
-        schedule,
-    ]
-
-
-def _execution_cells(row: ExecutionRow) -> list[str]:
-    duration = f"{row.duration:.3f}s" if row.duration is not None else "-"
-    error = (row.error or "").replace("\n", " ")[:60]
-    return [
-        row.event,
-        _when(row.scheduled_time),
-        str(row.attempt),
-        row.trigger,
-        row.outcome,
-        duration,
-        row.runner_id or "-",
-        error,
-    ]
-
-
-def _table(header: list[str], rows: list[list[str]], empty: str = "no events") -> str:
-    if not rows:
-        return empty
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
-    )
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"

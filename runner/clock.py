@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # asyncio costs a command-line tool that only reads the time 30 ms
+    import asyncio
 
 
 class Clock(Protocol):
@@ -27,6 +29,8 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, deadline: datetime, wake: asyncio.Event) -> None:
+        import asyncio
+
         delay = (deadline - self.now()).total_seconds()
         if delay <= 0 or wake.is_set():
             return

@@ -376,3 +376,59 @@ def test_module_and_console_script_are_the_same_program(cli: Cli) -> None:
     for command in ("validate", "plan", "apply", "list", "next", "schema"):
         assert command in module.stdout
     assert cli("schema", script=True).stdout == cli("schema").stdout
+
+
+# --- what the quick commands load -------------------------------------------------------------
+
+# Runs one command in a fresh interpreter, then names the heavy packages it imported.
+LOADED = """\
+import sys
+from runner.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as exc:  # --help
+    status = exc.code
+heavy = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg", "fastapi", "uvicorn", "watchfiles")
+loaded = sorted({m.split(".")[0] for m in sys.modules} & set(heavy))
+print("LOADED", status, " ".join(loaded + [m for m in sys.modules if m == "runner.service"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["--help"], 0),
+        (["validate"], 0),
+        (["validate", "--format", "json"], 0),
+        (["next", "nightly", "-n", "2"], 0),
+        (["schema"], 0),
+        (["plan"], 1),  # a broken config: plan's config half fails before any database
+    ],
+)
+def test_quick_commands_do_not_load_the_database_stack(
+    cli: Cli, args: list[str], status: int
+) -> None:
+    """``--help``, ``validate``, ``next`` of a config event, ``schema`` and a plan that the
+    config refuses start without SQLAlchemy, Alembic, the drivers or the HTTP stack."""
+    cli.write(BROKEN if args == ["plan"] else CONFIG)
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *args],
+        cwd=cli.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.splitlines()[-1] == f"LOADED {status} "
+
+
+def test_the_package_names_the_library_api_without_loading_it_first(cli: Cli) -> None:
+    probe = (
+        "import sys, runner; before = 'sqlalchemy' in sys.modules;"
+        " print(before, runner.SchedulerService.__name__, runner.Result.__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "SchedulerService", "Result"]

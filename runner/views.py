@@ -1,0 +1,197 @@
+"""How runner shows things: the JSON shapes of events and executions, the CLI's tables,
+its validation reports (text, JSON, GitHub annotations) and cleanup reports.
+
+Pure formatting, no I/O, and cheap to import: the CLI loads it for every command, so it
+imports nothing from the database stack (the row types are only named for type checks).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.config import Report as ValidationReport
+    from runner.errors import Problem
+    from runner.housekeeper import Report as CleanupReport
+    from runner.store.sql import EventRow, ExecutionRow
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def problems(report: ValidationReport, fmt: str) -> str:
+    """A validation report as ``text`` (one line per problem, then a verdict), ``json`` or
+    ``github`` (workflow commands, so problems show on the pull request's lines)."""
+    if fmt == "json":
+        return json.dumps(_validation_json(report), indent=2)
+    if fmt == "github":
+        return "\n".join(github_annotation(p) for p in report.problems)
+    lines = [p.render() for p in report.problems]
+    if report.config:
+        c = report.config
+        counts = f"{len(c.events)} events, {len(c.cleanups)} cleanup policies"
+        lines.append(f"ok: {counts} in {len(c.files)} files")
+    else:
+        lines.append(f"invalid: {len(report.errors)} errors, {len(report.warnings)} warnings")
+    return "\n".join(lines)
+
+
+def _validation_json(report: ValidationReport) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "valid": not report.errors,
+        "problems": [problem_json(p) for p in report.problems],
+    }
+    if report.config:
+        config = report.config
+        summary |= {
+            "events": len(config.events),
+            "cleanup": len(config.cleanups),
+            "revision": config.revision,
+        }
+    return summary
+
+
+def problem_json(p: Problem) -> dict[str, Any]:
+    return {
+        "file": p.file,
+        "line": p.line,
+        "col": p.col,
+        "severity": p.severity,
+        "path": p.path,
+        "message": p.message,
+    }
+
+
+def github_annotation(p: Problem) -> str:
+    """A GitHub Actions workflow command, so the problem shows on the pull request's line."""
+    level = "error" if p.severity == "error" else "warning"
+    message = (
+        (p.message + (f" (at {p.path})" if p.path else "")).replace("%", "%25").replace("\n", "%0A")
+    )
+    file = p.file.replace(",", "%2C").replace(":", "%3A")
+    return f"::{level} file={file},line={p.line},col={p.col},title=runner validate::{message}"
+
+
+# --- tables -----------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list[str]], empty: str = "no events") -> str:
+    """Left-aligned columns two spaces apart; ``empty`` when there are no rows."""
+    if not rows:
+        return empty
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    )
+
+
+EVENT_HEADER = ["NAME", "STATUS", "SOURCE", "NEXT (UTC)", "LAST (UTC)", "RUNS", "SCHEDULE"]
+EXECUTION_HEADER = [
+    "EVENT",
+    "SCHEDULED (UTC)",
+    "TRY",
+    "TRIGGER",
+    "OUTCOME",
+    "DURATION",
+    "RUNNER",
+    "ERROR",
+]
+CLEANUP_HEADER = [
+    "POLICY",
+    "SCANNED",
+    "MATCHED",
+    "DELETED",
+    "FREED",
+    "ERRORS",
+    "SECONDS",
+    "DIRECTORY",
+]
+
+
+def event_table(rows: list[EventRow]) -> str:
+    return table(EVENT_HEADER, [_event_cells(r) for r in rows])
+
+
+def _event_cells(row: EventRow) -> list[str]:
+    schedule = " ".join(f"{k}={v}" for k, v in row.spec.schedule.items())
+    return [
+        row.name,
+        row.display_status,
+        row.source,
+        when(row.next_execution),
+        when(row.last_execution),
+        str(row.execution_count),
+        schedule,
+    ]
+
+
+def execution_table(rows: list[ExecutionRow]) -> str:
+    return table(EXECUTION_HEADER, [_execution_cells(r) for r in rows], "no executions")
+
+
+def _execution_cells(row: ExecutionRow) -> list[str]:
+    duration = f"{row.duration:.3f}s" if row.duration is not None else "-"
+    error = (row.error or "").replace("\n", " ")[:60]
+    return [
+        row.event,
+        when(row.scheduled_time),
+        str(row.attempt),
+        row.trigger,
+        row.outcome,
+        duration,
+        row.runner_id or "-",
+        error,
+    ]
+
+
+def config_line(state: dict[str, Any]) -> str:
+    """The applied config's revision, who applied it, and its last error, under the list."""
+    revision = (state.get("revision") or "none")[:12]
+    applied_by = f" (applied by {state['applied_by']})" if state.get("applied_by") else ""
+    error = f"; last error: {state['error']}" if state.get("error") else ""
+    return f"config revision {revision}{applied_by}{error}"
+
+
+def cleanup_table(reports: list[CleanupReport]) -> str:
+    """One row per policy, then each error and each file a dry run would delete."""
+    rows = [
+        [
+            r.policy + (" (dry run)" if r.dry_run else ""),
+            str(r.scanned),
+            str(r.matched),
+            str(r.deleted),
+            size(r.bytes_freed),
+            str(len(r.errors)),
+            f"{r.duration:.3f}",
+            r.directory,
+        ]
+        for r in reports
+    ]
+    lines = [table(CLEANUP_HEADER, rows, "no cleanup policies")]
+    for r in reports:
+        lines += [f"{r.policy}: error: {e}" for e in r.errors]
+        lines += [f"{r.policy}: would delete {name}" for name in r.would_delete]
+    return "\n".join(lines)
+
+
+def size(count: int) -> str:
+    """A byte count for people: ``512 B``, ``1.5 KiB`` … ``GiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def fire_time(fire: datetime, zone: tzinfo) -> str:
+    """A fire time in the event's zone and in UTC, as ``runner next`` prints it."""
+    local = fire.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M:%S %Z (%z)}  {fire:%Y-%m-%dT%H:%M:%SZ}"
