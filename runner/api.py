@@ -29,20 +29,12 @@ from runner.clock import Clock
 from runner.config import is_loopback, split_listen
 from runner.errors import RunnerError
 from runner.metrics import Metrics
-from runner.service import Result, SchedulerService
+from runner.result import Result, http_status
+from runner.service import SchedulerService
 from runner.specs import ApiSettings
 
 log = logging.getLogger("runner.api")
 PREFIX = "/api/v1/scheduler"
-STATUS = {
-    "not_found": 404,
-    "conflict": 409,
-    "validation_error": 422,
-    "forbidden": 403,
-    "unauthorized": 401,
-    "database_error": 503,
-    "internal_error": 500,
-}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
@@ -105,14 +97,14 @@ class CleanupRun(BaseModel):
 
 
 def _error(code: str, message: str, status: int | None = None) -> JSONResponse:
-    body = {"success": False, "error": {"code": code, "message": message}}
-    return JSONResponse(body, status_code=status or STATUS.get(code, 400))
+    body = Result.fail(code, message).to_json()
+    return JSONResponse(body, status_code=status or http_status(code))
 
 
 def _respond(result: Result[Any], status: int = 200) -> JSONResponse:
     if not result.success:
         return _error(result.code or "internal_error", result.message or "failed")
-    return JSONResponse({"success": True, "data": result.data, **result.meta}, status_code=status)
+    return JSONResponse(result.to_json(), status_code=status)
 
 
 def create_app(state: State) -> FastAPI:

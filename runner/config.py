@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from runner import schedules
+from runner import functions, schedules
 from runner.errors import ConfigError, Problem
 from runner.specs import (
     ApiSettings,
@@ -356,6 +356,7 @@ class _Resolver:
         housekeeper = HousekeeperSettings(**raw.pop("housekeeper", None) or {})
         api_raw = dict(raw.pop("api", None) or {})
         api_raw["allowed_functions"] = tuple(api_raw.get("allowed_functions", ()))
+        raw["functions"] = dict(raw.get("functions") or {})
         settings = Settings(**raw, housekeeper=housekeeper, api=ApiSettings(**api_raw))
         if found:
             self._check_settings(settings, (found[0][0], found[0][1], ("settings",)))
@@ -381,6 +382,13 @@ class _Resolver:
         file, parsed, path = where
         schedule = self._schedule((file, parsed, (*path, "schedule")), data["schedule"], settings)
         job = self._job(where, data)
+        if isinstance(job, FunctionJob) and not self._function_known(job.function, settings):
+            message = (
+                f"no function is registered as '{job.function}': name it in "
+                "settings.functions, or write module:callable"
+            )
+            self.problem((file, parsed, (*path, "function")), message)
+            job = None
         retry_raw = data.get("retry", {})
         default = settings.default_retry
         retry = RetryPolicy(
@@ -404,6 +412,16 @@ class _Resolver:
             max_executions=data.get("max_executions"),
             enabled=data.get("enabled", True),
             jitter=data.get("jitter", 0),
+        )
+
+    def _function_known(self, reference: str, settings: Settings) -> bool:
+        """An import path, or a name ``settings.functions`` maps. Declarations made in code
+        (``base_settings`` given) are checked by the service, which knows the names its
+        program registered."""
+        return (
+            self.base_settings is not None
+            or functions.is_import_path(reference)
+            or reference in settings.functions
         )
 
     def _schedule(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import inspect
 import json
 import logging
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runner.functions import Functions
 from runner.specs import CommandJob, EventSpec, FunctionJob
 
 log = logging.getLogger("runner.job")
@@ -43,6 +43,8 @@ class JobContext:
     execution_id: int
     scheduled_time: datetime
     attempt: int
+    # The run's ``trace_session_id``: in its execution record, its log lines, RUNNER_TRACE_ID.
+    trace_session_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,26 +54,20 @@ class JobResult:
     error: str | None = None
 
 
-async def run_job(spec: EventSpec, context: JobContext) -> JobResult:
-    """Run ``spec``'s job once, stopping it after ``spec.timeout`` seconds."""
+async def run_job(
+    spec: EventSpec,
+    context: JobContext,
+    functions: Functions | None = None,
+) -> JobResult:
+    """Run ``spec``'s job once, stopping it after ``spec.timeout`` seconds. A function is
+    looked up in ``functions`` (default: import paths only)."""
     if isinstance(spec.job, FunctionJob):
-        return await run_function(spec.job, context, spec.timeout)
+        function_names = functions or Functions()
+        return await run_function(spec.job, context, spec.timeout, function_names)
     return await run_command(spec.job, context, spec.timeout)
 
 
 # --- functions --------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1024)
-def resolve(reference: str) -> Callable[..., Any]:
-    """Import ``module:callable`` (once; later calls hit the cache)."""
-    module_name, _, attribute = reference.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        target = getattr(target, part)
-    if not callable(target):
-        raise TypeError(f"{reference} is not callable")
-    return target  # type: ignore[no-any-return]
 
 
 def _takes_context(function: Callable[..., Any]) -> bool:
@@ -84,7 +80,10 @@ def _takes_context(function: Callable[..., Any]) -> bool:
 
 
 async def run_function(
-    job: FunctionJob, context: JobContext, time_limit: float | None
+    job: FunctionJob,
+    context: JobContext,
+    time_limit: float | None,
+    functions: Functions,
 ) -> JobResult:
     """Await an async function (cancelled at the timeout) or run a sync one in a thread
     of its own.
@@ -93,7 +92,7 @@ async def run_function(
     and its thread is left to finish, its result discarded.
     """
     try:
-        function = resolve(job.function)
+        function = functions.lookup(job.function)
     except Exception as exc:  # also a SyntaxError, or whatever the module raises on import
         return JobResult("failed", error=f"cannot load {job.function}: {exc}")
     kwargs = dict(job.parameters)
@@ -195,8 +194,8 @@ async def _supervise(
     assert process.stdout is not None
     assert process.stderr is not None
     pumps = [
-        asyncio.create_task(_pump(process.stdout, tails["stdout"], context.event, "stdout")),
-        asyncio.create_task(_pump(process.stderr, tails["stderr"], context.event, "stderr")),
+        asyncio.create_task(_pump(process.stdout, tails["stdout"], context, "stdout")),
+        asyncio.create_task(_pump(process.stderr, tails["stderr"], context, "stderr")),
     ]
     try:
         async with asyncio.timeout(time_limit):
@@ -226,6 +225,7 @@ def _environment(job: CommandJob, context: JobContext) -> dict[str, str]:
         "RUNNER_EXECUTION_ID": str(context.execution_id),
         "RUNNER_SCHEDULED_TIME": context.scheduled_time.isoformat(),
         "RUNNER_ATTEMPT": str(context.attempt),
+        "RUNNER_TRACE_ID": context.trace_session_id,
     }
 
 
@@ -300,7 +300,7 @@ class _Tail:
         return b"".join(self.chunks)[-TAIL_BYTES:].decode("utf-8", "replace")
 
 
-async def _pump(stream: asyncio.StreamReader, tail: _Tail, event: str, name: str) -> None:
+async def _pump(stream: asyncio.StreamReader, tail: _Tail, context: JobContext, name: str) -> None:
     """Log ``stream`` line by line and keep its tail; memory stays bounded.
 
     At most :data:`LINES_PER_CHUNK` lines of each chunk read are logged, so a job that
@@ -315,17 +315,26 @@ async def _pump(stream: asyncio.StreamReader, tail: _Tail, event: str, name: str
             lines.append(partial)
             partial = b""
         for line in lines[:LINES_PER_CHUNK]:
-            _log_line(line, event, name)
+            _log_line(line, context, name)
         unlogged += max(0, len(lines) - LINES_PER_CHUNK)
     if partial:
-        _log_line(partial, event, name)
+        _log_line(partial, context, name)
     if unlogged:
-        extra = {"event": event, "stream": name}
+        extra = {**log_fields(context), "stream": name}
         log.warning(
             "%d lines of %s were not logged (too many, too fast)", unlogged, name, extra=extra
         )
 
 
-def _log_line(line: bytes, event: str, stream: str) -> None:
+def _log_line(line: bytes, context: JobContext, stream: str) -> None:
     text = line[:LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
-    log.info(text, extra={"event": event, "stream": stream})
+    log.info(text, extra={**log_fields(context), "stream": stream})
+
+
+def log_fields(context: JobContext) -> dict[str, Any]:
+    """What every log line about a run carries, so one run's lines can be found together."""
+    return {
+        "event": context.event,
+        "execution_id": context.execution_id,
+        "trace_session_id": context.trace_session_id,
+    }

@@ -21,6 +21,7 @@ from runner import housekeeper, schedules
 from runner.clock import Clock
 from runner.dispatch import decide
 from runner.errors import StoreError
+from runner.functions import Functions
 from runner.housekeeper import Report as CleanupReport
 from runner.jobs import JobContext, JobResult, run_job
 from runner.metrics import Metrics
@@ -86,9 +87,12 @@ class Runner:
         revision: Callable[[], str | None] = lambda: None,
         protected_files: Sequence[str] = (),
         metrics: Metrics | None = None,
+        functions: Functions | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        # Names events may call: the program's registrations, then the config's (read live).
+        self.functions = functions or Functions(lambda: self.settings.functions)
         self.clock = clock
         self.runner_id = runner_id or default_runner_id()
         self.revision = revision
@@ -176,7 +180,7 @@ class Runner:
             started.spec.name, started.execution_id, record.scheduled_time, record.attempt
         )
         try:
-            result = await run_job(started.spec, context)
+            result = await run_job(started.spec, context, self.functions)
         except asyncio.CancelledError:
             run = self.runs.get(started.execution_id)
             reason = run.reason[0] if run and run.reason else "runner shutting down"

@@ -9,41 +9,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from runner import config as configs
-from runner import schedules
+from runner import functions, schedules
 from runner.clock import Clock, SystemClock
 from runner.errors import Conflict, NotFound, RunnerError, StoreError
+from runner.functions import Functions
 from runner.loop import Runner, run_housekeeping
+from runner.result import Result
 from runner.specs import CommandJob, FunctionJob, Settings
 from runner.store.sql import EventFilter, EventRow, ExecutionRow, Store
 
+__all__ = ["Result", "SchedulerService", "event_json", "execution_json"]
 log = logging.getLogger("runner.service")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 UNITS = ("seconds", "minutes", "hours", "days", "weeks", "months")
-
-
-@dataclass(frozen=True)
-class Result(Generic[T]):
-    """The outcome of a service call: ``data`` on success, an error ``code`` and ``message``
-    on failure. ``meta`` carries extra facts (e.g. counts of a listing)."""
-
-    success: bool
-    data: T | None = None
-    code: str | None = None
-    message: str | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def ok(cls, data: T | None = None, **meta: Any) -> Result[T]:
-        return cls(True, data, meta=meta)
-
-    @classmethod
-    def fail(cls, code: str, message: str) -> Result[T]:
-        return cls(False, None, code, message)
 
 
 class Invalid(RunnerError):
@@ -74,6 +59,7 @@ def event_json(row: EventRow) -> dict[str, Any]:
     spec, job = row.spec, row.spec.job
     function = job if isinstance(job, FunctionJob) else None
     return {
+        "event_id": row.id,
         "name": row.name,
         "description": spec.description,
         "module_id": spec.module_id,
@@ -121,6 +107,8 @@ class SchedulerService:
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self.runner = runner
+        # The runner's, so a name registered here is one its jobs can call.
+        self.functions = runner.functions if runner else Functions(lambda: self.settings.functions)
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
 
@@ -141,7 +129,7 @@ class SchedulerService:
     async def start(self) -> Result[None]:
         """Execute due jobs in the background of this event loop until :meth:`shutdown`."""
         if self.runner is None:
-            self.runner = Runner(self.store, self.settings, self.clock)
+            self.runner = Runner(self.store, self.settings, self.clock, functions=self.functions)
         if self._task is None:
             await self.store.recover(self.clock.now())
             self._task = asyncio.create_task(self.runner.run())
@@ -160,6 +148,38 @@ class SchedulerService:
 
         return await _guard(stop())
 
+    # --- job functions ------------------------------------------------------------------
+
+    def register_function(self, name: str, function: Callable[..., Any]) -> Result[dict[str, Any]]:
+        """Let events call ``function`` (sync or async) as ``name``, e.g.
+        ``register_function("backup_database", backup)`` then
+        ``schedule_event(..., function_name="backup_database")``.
+
+        ``validation_error`` for a name that is not a dotted identifier; ``conflict`` when
+        the name is taken by another callable. Events keep working with ``module:callable``.
+        """
+        try:
+            self.functions.register(name, function)
+        except ValueError as exc:
+            return Result.fail("validation_error", str(exc))
+        except Conflict as exc:
+            return Result.fail("conflict", str(exc))
+        return Result.ok({"function_name": name})
+
+    def function(self, name: str | None = None) -> Callable[[F], F]:
+        """Decorator form of :meth:`register_function`: ``@service.function("backup_database")``
+        (default name: the function's ``__name__``). Raises :class:`Invalid` or
+        :class:`~runner.errors.Conflict` where :meth:`register_function` would fail."""
+
+        def register(function: F) -> F:
+            result = self.register_function(name or function.__name__, function)
+            if not result.success:
+                error = Conflict if result.code == "conflict" else Invalid
+                raise error(result.message)
+            return function
+
+        return register
+
     # --- events -------------------------------------------------------------------------
 
     async def schedule_event(
@@ -177,7 +197,8 @@ class SchedulerService:
         timezone: str | None = None,
         **options: Any,
     ) -> Result[dict[str, Any]]:
-        """Create a user event calling ``function_name`` (``module:callable``).
+        """Create a user event calling ``function_name``: a name given to
+        :meth:`register_function` (or in ``settings.functions``), or ``module:callable``.
 
         One-time: ``next_execution`` (refused in the past unless ``allow_past_events``).
         Recurring: ``interval_type`` ``cron`` with an expression, or a unit (seconds …
@@ -203,6 +224,9 @@ class SchedulerService:
                 **({"max_executions": max_executions} if max_executions is not None else {}),
                 **options,
             }
+            if not self.functions.knows(function_name) and functions.NAME.match(function_name):
+                unknown = f"function_name: no function is registered as '{function_name}'"
+                problem = f"{problem}; {unknown}" if problem else unknown
             spec = self._validated("events", declared, problem)
             now = self.clock.now()
             at = schedules.from_spec(spec.schedule)
@@ -258,23 +282,36 @@ class SchedulerService:
 
         return await _guard(listing())
 
-    async def get_event(self, name: str) -> Result[dict[str, Any]]:
+    async def get_event(self, name: str | int) -> Result[dict[str, Any]]:
+        """The event ``name`` (its name or its id)."""
+
         async def get() -> Result[dict[str, Any]]:
             return Result.ok(event_json(await self._event(name)))
 
         return await _guard(get())
 
-    async def _event(self, name: str) -> EventRow:
-        row = await self.store.get_event(name)
+    async def _event(self, ref: str | int) -> EventRow:
+        row = await self.store.get_event(await self._name(ref))
         if row is None:
-            raise NotFound(f"no event named '{name}'")
+            raise NotFound(f"no event named '{ref}'")
         return row
 
-    async def cancel_event(self, name: str) -> Result[dict[str, Any]]:
-        """Cancel a user event. Config events belong to the config files: ``conflict``."""
+    async def _name(self, ref: str | int) -> str:
+        """The name of the event ``ref`` stands for: an int is an id; a string is a name,
+        or, when it is digits and no event's name, an id."""
+        if isinstance(ref, str):
+            digits = ref.isascii() and ref.isdigit()
+            if not digits or await self.store.get_event(ref) is not None:
+                return ref
+        name = await self.store.event_name(int(ref)) if 0 < int(ref) <= MAX_ID else None
+        return name if name is not None else str(ref)
+
+    async def cancel_event(self, name: str | int) -> Result[dict[str, Any]]:
+        """Cancel a user event (by name or id). Config events belong to the config files:
+        ``conflict``."""
 
         async def cancel() -> Result[dict[str, Any]]:
-            source = await self.store.cancel_event(name, self.clock.now())
+            source = await self.store.cancel_event(await self._name(name), self.clock.now())
             if source is None:
                 raise NotFound(f"no event named '{name}'")
             if source != "user":
@@ -283,26 +320,30 @@ class SchedulerService:
 
         return await _guard(cancel())
 
-    async def pause_event(self, name: str) -> Result[dict[str, Any]]:
+    async def pause_event(self, name: str | int) -> Result[dict[str, Any]]:
+        """Pause the event (by name or id): no runs until resumed."""
         return await self._set_paused(name, True)
 
-    async def resume_event(self, name: str) -> Result[dict[str, Any]]:
+    async def resume_event(self, name: str | int) -> Result[dict[str, Any]]:
+        """Resume the event (by name or id) from its next occurrence after now."""
         return await self._set_paused(name, False)
 
-    async def _set_paused(self, name: str, paused: bool) -> Result[dict[str, Any]]:
+    async def _set_paused(self, name: str | int, paused: bool) -> Result[dict[str, Any]]:
         async def change() -> Result[dict[str, Any]]:
-            if not await self.store.set_paused(name, paused, self.clock.now()):
+            known = await self._name(name)
+            if not await self.store.set_paused(known, paused, self.clock.now()):
                 raise NotFound(f"no event named '{name}'")
             self.wake()
             return await self.get_event(name)
 
         return await _guard(change())
 
-    async def execute_now(self, name: str) -> Result[dict[str, Any]]:
-        """Ask for a run now, outside the schedule (the runner starts it at once)."""
+    async def execute_now(self, name: str | int) -> Result[dict[str, Any]]:
+        """Ask for a run of the event (by name or id) now, outside the schedule (the runner
+        starts it at once)."""
 
         async def trigger() -> Result[dict[str, Any]]:
-            if not await self.store.request_run(name, self.clock.now()):
+            if not await self.store.request_run(await self._name(name), self.clock.now()):
                 raise NotFound(f"no event named '{name}'")
             self.wake()
             return await self.get_event(name)
@@ -310,14 +351,14 @@ class SchedulerService:
         return await _guard(trigger())
 
     async def get_executions(
-        self, name: str | None = None, limit: int = 50
+        self, name: str | int | None = None, limit: int = 50
     ) -> Result[list[dict[str, Any]]]:
-        """The latest executions of ``name`` (or of all events), newest first."""
+        """The latest executions of the event ``name`` (its name or id; default: of all
+        events), newest first. Each has its ``execution_id``."""
 
         async def history() -> Result[list[dict[str, Any]]]:
-            if name is not None:
-                await self._event(name)
-            rows = await self.store.history(name, limit)
+            event = None if name is None else (await self._event(name)).name
+            rows = await self.store.history(event, limit)
             return Result.ok([execution_json(r) for r in rows])
 
         return await _guard(history())

@@ -193,6 +193,8 @@ class Settings:
     lease_seconds: float = 30
     housekeeper: HousekeeperSettings = field(default_factory=HousekeeperSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    # Registered names of job functions: name -> module:callable.
+    functions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def default_retry(self) -> RetryPolicy:

@@ -57,6 +57,7 @@ RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
 class EventRow:
     """An event as the database holds it: its spec and its runtime state."""
 
+    id: int
     name: str
     source: str
     spec: EventSpec
@@ -79,7 +80,8 @@ class EventRow:
 class ExecutionRow:
     """One execution record, as ``runner history`` shows it."""
 
-    id: int
+    execution_id: int
+    event_id: int
     event: str
     scheduled_time: datetime
     attempt: int
@@ -310,9 +312,16 @@ class Store:
             return source
 
     async def get_event(self, name: str) -> EventRow | None:
+        """The event named ``name``, or None."""
         async with self._read() as conn:
             row = (await conn.execute(select(events).where(events.c.name == name))).first()
             return _to_event(row) if row else None
+
+    async def event_name(self, event_id: int) -> str | None:
+        """The name of the event whose id is ``event_id``, or None."""
+        async with self._read() as conn:
+            name = await conn.scalar(select(events.c.name).where(events.c.id == event_id))
+            return str(name) if name is not None else None
 
     # --- running ------------------------------------------------------------------------
 
@@ -760,6 +769,7 @@ def _config_state(config: Config, now: datetime, runner_id: str | None) -> dict[
 
 def _to_event(row: Any) -> EventRow:
     return EventRow(
+        id=row.id,
         name=row.name,
         source=row.source,
         spec=EventSpec.from_json(row.spec),
@@ -864,7 +874,8 @@ def _execution_row(
 
 def _to_execution(row: Any) -> ExecutionRow:
     return ExecutionRow(
-        id=row.id,
+        execution_id=row.id,
+        event_id=row.event_id,
         event=row.name,
         scheduled_time=row.scheduled_time,
         attempt=row.attempt,

@@ -116,8 +116,8 @@ def test_contract_example_loads_with_defaults_resolved() -> None:
         ),
         (
             "events:\n  - name: a\n    function: not-a-function\n    schedule: {every: 1m}\n",
-            "3:15: a function is written module:callable, e.g. myapp.reports:generate_weekly"
-            " (at events[0].function)",
+            "3:15: a function is a registered name (backup_database) or module:callable"
+            " (myapp.reports:generate_weekly) (at events[0].function)",
         ),
     ],
 )

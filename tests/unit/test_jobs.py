@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from runner import jobs
+from runner import functions, jobs
 from runner.jobs import LINE_BYTES, TAIL_BYTES, JobContext, JobResult, run_command, run_job
 from runner.specs import CommandJob, EventSpec, FunctionJob, Job
 
@@ -420,12 +420,12 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleTy
     (tmp_path / "runner_test_broken_syntax.py").write_text("def job(:\n    pass\n")
     (tmp_path / "runner_test_fails_on_import.py").write_text("raise RuntimeError('no db')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    jobs.resolve.cache_clear()
+    functions.resolve.cache_clear()
     try:
         yield importlib.import_module(MODULE)
     finally:
         sys.modules.pop(MODULE, None)
-        jobs.resolve.cache_clear()
+        functions.resolve.cache_clear()
 
 
 # (function, parameters, result)
