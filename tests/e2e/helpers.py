@@ -121,7 +121,7 @@ class Execution:
         scheduled = parse_time(data["scheduled_time"])
         assert scheduled is not None, data
         return cls(
-            id=int(data["id"]),
+            id=int(data["execution_id"]),
             event=str(data["event"]),
             scheduled_time=scheduled,
             attempt=int(data["attempt"]),

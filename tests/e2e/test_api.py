@@ -39,6 +39,7 @@ from tests.e2e.helpers import wait_for, write_atomic
 EVENTS = f"{PREFIX}/events"
 LIST_KEYS = {"success", "data", "total_count", "filtered_count"}
 EVENT_KEYS = {
+    "event_id",
     "name",
     "description",
     "module_id",
