@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         _config_flag(sub)
         _db_flag(sub)
     command("schema", cmd_schema, "print the JSON Schema of config files")
+    health = command("healthcheck", cmd_healthcheck, "exit 0 when the API answers /healthz")
+    _config_flag(health)
     return parser
 
 
@@ -125,6 +127,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(configs.schema(), indent=2))
     return EXIT_OK
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from runner import healthcheck
+
+    problem = healthcheck.probe(_load(args).settings.api)
+    if problem:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+    return EXIT_FAIL if problem else EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
