@@ -223,7 +223,7 @@ def test_pre_commit_hook_runs_runner_validate(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
-    (tmp_path / "scheduler.yaml").write_text("events: [{name: x, command: [true]}]\n")
+    (tmp_path / "scheduler.yaml").write_text("events: [{name: x, command: ['true']}]\n")
     failed = subprocess.run(
         command,
         cwd=tmp_path,
