@@ -228,8 +228,8 @@ def test_the_policy_directory_being_a_symlink_is_refused(tmp_path: Path, outside
 def test_the_refusal_of_a_symlinked_policy_directory_says_why(
     tmp_path: Path, outside: Path
 ) -> None:
-    # BUG: O_NOFOLLOW | O_DIRECTORY on a symbolic link fails with ENOTDIR on Linux, not
-    # ELOOP, so the report says "Not a directory" instead of naming the link.
+    # O_NOFOLLOW | O_DIRECTORY on a symbolic link fails with ENOTDIR on Linux, not ELOOP:
+    # the report must still say it is a link, not "Not a directory".
     link = tmp_path / "link"
     os.symlink(outside, link)
     (error,) = run(policy(link, max_files=0)).errors
@@ -239,8 +239,7 @@ def test_the_refusal_of_a_symlinked_policy_directory_says_why(
 def test_a_symlinked_policy_directory_is_refused_with_a_trailing_slash(
     tmp_path: Path, outside: Path
 ) -> None:
-    # BUG: a trailing slash makes the kernel resolve the last component, so O_NOFOLLOW
-    # does not apply and the cleanup runs in the link's target.
+    # A trailing slash makes the kernel resolve the last component, past O_NOFOLLOW.
     link = tmp_path / "link"
     os.symlink(outside, link)
     report = run(policy(f"{link}/", max_files=0))
@@ -339,7 +338,6 @@ def test_file_recreated_with_a_reused_inode_is_kept(
 ) -> None:
     """ext4 hands a freed inode number to the next new file: identity by (device, inode)
     alone then takes a file that was never scanned for the one that was."""
-    # BUG: Tree.delete compares only st_dev and st_ino, so the new file is deleted.
     put(tree / "old.log", 20, 1)
     real_plan = housekeeper.plan
     reused: list[bool] = []
@@ -405,7 +403,7 @@ def test_system_roots_are_refused_at_run_time(directory: str) -> None:
 
 @pytest.mark.parametrize("directory", ["//", "//etc", "//usr/lib/"])
 def test_system_roots_spelled_with_a_leading_double_slash_are_refused(directory: str) -> None:
-    # BUG: os.path.normpath keeps a leading "//" (POSIX), so "//etc" is not in SYSTEM_ROOTS.
+    # os.path.normpath keeps a leading "//" (POSIX allows it): "//etc" is still /etc.
     report = run(policy(directory, pattern=NOTHING, max_files=0), dry_run=True)
     assert report.scanned == 0, "the system directory was scanned"
     assert any("system directory" in e for e in report.errors), report.errors
@@ -415,7 +413,7 @@ def test_system_roots_spelled_with_a_leading_double_slash_are_refused(directory:
 def test_a_system_root_reached_through_a_symlinked_parent_is_refused(
     tmp_path: Path, target: str
 ) -> None:
-    # BUG: only the spelling is checked; tmp/root/etc with tmp/root -> / opens /etc.
+    # Not only the spelling: tmp/root/etc with tmp/root -> / is /etc.
     os.symlink("/", tmp_path / "root")
     directory = f"{tmp_path / 'root'}/{target}"
     report = run(policy(directory, pattern=NOTHING, max_files=0), dry_run=True)
@@ -683,8 +681,7 @@ def test_a_file_vanishing_between_scan_and_delete_does_not_stop_the_run(
 def test_a_file_vanishing_between_scan_and_delete_is_reported(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # BUG (against the contract): Tree.delete swallows FileNotFoundError silently, while a
-    # file vanishing during the scan ("cannot stat") is reported.
+    # As a file vanishing during the scan is ("cannot stat"): nothing goes unreported.
     put(tree / "gone.log", 20, 10)
     put(tree / "other.log", 30, 100)
     vanish_after_planning(monkeypatch, tree / "gone.log")

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from runner import reconciler
+from runner.housekeeper import Report as CleanupReport
 from runner.loop import Runner
 from runner.specs import Config, EventSpec, FunctionJob, MisfirePolicy, RetryPolicy, Settings
 from runner.store.sql import ExecutionRow, Store
@@ -147,9 +148,12 @@ async def test_overlap(
     runner = await start(store, clock, event("a", "wait_for_gate", overlap=overlap))
     clock.set(T0 + timedelta(minutes=1))
     await runner.tick()
+    first = [run.task for run in runner.runs.values()]
     clock.set(T0 + timedelta(minutes=2))
     await runner.tick()
-    await asyncio.sleep(0.05)  # let a replaced run record its end
+    if overlap == "replace":  # the replaced run records its end before the gate opens
+        done, _ = await asyncio.wait(first, timeout=10)
+        assert done == set(first)
     sample_jobs.GATES["a"].set()
     await finish_runs(runner)
     rows = await history(store)
@@ -357,6 +361,59 @@ async def test_history_retention_keeps_recent_and_running(
     assert [r.outcome for r in rows] == ["running"]  # the skipped occurrence is gone
     sample_jobs.GATES["a"].set()
     await finish_runs(runner)
+
+
+async def test_history_retention_runs_hourly_with_the_cutoff_of_its_time(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"), retention_days=1)
+    await runner.upkeep()  # the first turn purges (nothing yet) and starts the hour
+    for minute in (1, 2):
+        clock.set(T0 + timedelta(minutes=minute))
+        await runner.tick()
+        await finish_runs(runner)
+    assert [f"{r.scheduled_time:%H:%M}" for r in await history(store)] == ["10:01", "10:02"]
+
+    clock.set(T0 + timedelta(days=1, minutes=1, seconds=30))  # the 10:01 run is a day old
+    await runner.upkeep()
+    assert [f"{r.scheduled_time:%H:%M}" for r in await history(store, "a")] == ["10:02"]
+    clock.advance(60)  # 10:02's day is over too, but the hour since the last purge is not
+    await runner.upkeep()
+    assert len(await history(store, "a")) == 1
+    clock.advance(3600)
+    await runner.upkeep()
+    assert await history(store, "a") == []
+
+
+async def test_history_retention_off_keeps_everything(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"), retention_days=1, auto_cleanup_enabled=False)
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    await finish_runs(runner)
+    for days in (2, 3):
+        clock.set(T0 + timedelta(days=days))
+        await runner.upkeep()
+    assert [r.outcome for r in await history(store)] == ["succeeded"]
+
+
+async def test_purge_history_deletes_in_batches_and_old_cleanup_reports(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"), auto_cleanup_enabled=False)
+    for minute in range(1, 6):
+        clock.set(T0 + timedelta(minutes=minute))
+        await runner.tick()
+        await finish_runs(runner)
+    old = CleanupReport("logs", "/srv/logs", False, started_at=T0)
+    new = CleanupReport("logs", "/srv/logs", False, started_at=T0 + timedelta(minutes=4))
+    await store.save_cleanup_reports([old, new], "test:1", clock.now())
+    # Runs 10:01-10:03 ended before 10:03:30: a full batch of two, then the rest.
+    removed = await store.purge_history(T0 + timedelta(minutes=3, seconds=30), batch=2)
+    assert removed == 3
+    assert [f"{r.scheduled_time:%H:%M}" for r in await history(store)] == ["10:04", "10:05"]
+    assert [r["started_at"] for r in await store.cleanup_reports()] == [new.started_at]
 
 
 async def test_run_sleeps_until_the_next_due_time(

@@ -35,12 +35,12 @@ HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.fixture
-async def make_engine(db_url: str) -> AsyncIterator[Callable[[], AsyncEngine]]:
+async def make_engine(empty_db_url: str) -> AsyncIterator[Callable[[], AsyncEngine]]:
     """Makes engines on the test's database; every one is disposed afterwards."""
     engines: list[AsyncEngine] = []
 
     def make() -> AsyncEngine:
-        engines.append(create_engine(db_url))
+        engines.append(create_engine(empty_db_url))
         return engines[-1]
 
     yield make
