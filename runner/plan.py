@@ -1,7 +1,9 @@
 """Reconcile planning: what a config asks for against what the database holds. Pure.
 
 The plan names each create, update and delete, and whether an update moves the
-schedule (and so resets the next fire time) or leaves runtime state alone.
+schedule (and so resets the next fire time) or leaves runtime state alone. An event that
+leaves the config is retired, not erased (its history stays until retention); declared
+again, it is created anew on the same row, history and all.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Stored:
     spec: Mapping[str, Any]
     spec_hash: str
     schedule_hash: str = ""
+    retired: bool = False  # an event that left the config; its row keeps its history
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,13 @@ class Change:
     name: str
     fields: tuple[str, ...] = ()
     reschedule: bool = False
+    revive: bool = False  # a create that brings a retired event back, with its history
 
     def render(self) -> str:
         sign = {"create": "+", "update": "~", "delete": "-"}[self.action]
         detail = f": {', '.join(self.fields)}" if self.fields else ""
+        if self.revive:
+            detail = " (again, with its history)"
         return f"{sign} {self.action} {self.kind} {self.name}{detail}"
 
 
@@ -90,7 +96,9 @@ def diff(
         *_diff_kind("event", config.events, events),
         *_diff_kind("cleanup", config.cleanups, cleanups),
     ]
-    has_config_rows = any(s.source == "config" for s in [*events.values(), *cleanups.values()])
+    has_config_rows = any(
+        s.source == "config" and not s.retired for s in [*events.values(), *cleanups.values()]
+    )
     refused = config.empty and has_config_rows and not allow_empty
     return Plan(tuple(changes), tuple(conflicts), refused)
 
@@ -102,8 +110,8 @@ def _diff_kind(
     for spec in specs:
         declared.add(spec.name)
         current = stored.get(spec.name)
-        if current is None:
-            yield Change("create", kind, spec.name)
+        if current is None or current.retired:
+            yield Change("create", kind, spec.name, revive=current is not None)
         elif current.source == "config" and current.spec_hash != spec.spec_hash:
             new = spec.to_json()
             changed = tuple(
@@ -114,5 +122,5 @@ def _diff_kind(
             moved = isinstance(spec, EventSpec) and spec.schedule_hash != current.schedule_hash
             yield Change("update", kind, spec.name, changed, moved)
     for name in sorted(stored.keys() - declared):
-        if stored[name].source == "config":
+        if stored[name].source == "config" and not stored[name].retired:
             yield Change("delete", kind, name)

@@ -13,7 +13,7 @@ from watchfiles import awatch
 
 from runner import config as configs
 from runner.clock import Clock
-from runner.errors import Conflict
+from runner.errors import Conflict, RunnerError
 from runner.metrics import Metrics
 from runner.plan import Plan, diff
 from runner.specs import Config
@@ -21,6 +21,10 @@ from runner.store.sql import Store
 
 log = logging.getLogger("runner.config")
 CONTESTED_WINDOW = timedelta(minutes=10)
+# A file still being written is not applied: it must hold still this long (seconds), but
+# a file that never stops changing is applied after SETTLE_LIMIT all the same.
+SETTLE_QUIET = 0.3
+SETTLE_LIMIT = 10.0
 
 EMPTY_REFUSAL = (
     "the config declares no events and no cleanup policies, but the database holds some "
@@ -168,6 +172,40 @@ class LiveConfig:
             recursive=False,
         ):
             try:
+                await self.settled()
                 await self.reload()
             except Exception:
                 log.exception("config reload failed; still running the last good config")
+
+    async def settled(self) -> None:
+        """Return once the config files have held still for :data:`SETTLE_QUIET` seconds.
+
+        An editor or deploy tool that rewrites a file in place, slowly, shows half a file
+        for a while; half a file can be valid YAML that declares half the events.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + SETTLE_LIMIT
+        seen = await asyncio.to_thread(self._fingerprint)
+        while loop.time() < give_up:
+            await asyncio.sleep(SETTLE_QUIET)
+            now = await asyncio.to_thread(self._fingerprint)
+            if now == seen:
+                return
+            seen = now
+        log.warning("config files kept changing for %gs; applying them as they are", SETTLE_LIMIT)
+
+    def _fingerprint(self) -> list[tuple[str, int, int] | str]:
+        """Name, size and modification time of each config file (a change shows in one)."""
+        found: list[tuple[str, int, int] | str] = []
+        try:
+            files = configs.config_files(self.paths)
+        except (OSError, RunnerError) as exc:  # reload will say what is wrong
+            return [str(exc)]
+        for path in files:
+            try:
+                stat = os.stat(path)
+            except OSError as exc:
+                found.append(f"{path}: {exc.strerror}")
+            else:
+                found.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return found

@@ -51,6 +51,9 @@ from runner.store.tables import (
 CONFIG_STATE = "config"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
+# The status of a config event that left the config: it never runs, is listed only when
+# asked for, and keeps its history until retention; declared again, it comes back.
+REMOVED = "removed"
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class ExecutionRow:
 
 @dataclass(frozen=True)
 class EventFilter:
-    """What ``list_events`` narrows to; None means "any"."""
+    """What ``list_events`` narrows to; None means "any" (of the events not removed)."""
 
     status: str | None = None
     module_id: str | None = None
@@ -114,6 +117,8 @@ class EventFilter:
             found.append((events.c.status == "active") & ~events.c.paused & events.c.enabled)
         elif self.status is not None:
             found.append(events.c.status == self.status)
+        else:
+            found.append(events.c.status != REMOVED)
         if self.module_id is not None:
             found.append(events.c.module_id == self.module_id)
         if self.function_name is not None:
@@ -261,20 +266,18 @@ class Store:
     # --- events -------------------------------------------------------------------------
 
     async def list_events(self, filters: EventFilter | None = None) -> list[EventRow]:
-        """Events matching ``filters`` (all by default), ordered by name."""
-        query = select(events).order_by(events.c.name)
-        if filters is not None:
-            query = query.where(*filters.conditions())
-            if filters.limit is not None:
-                query = query.limit(filters.limit)
+        """Events matching ``filters`` (all but removed ones by default), ordered by name."""
+        filters = filters or EventFilter()
+        query = select(events).order_by(events.c.name).where(*filters.conditions())
+        if filters.limit is not None:
+            query = query.limit(filters.limit)
         async with self._read() as conn:
             return [_to_event(r) for r in await conn.execute(query)]
 
     async def count_events(self, filters: EventFilter | None = None) -> int:
         """How many events match ``filters`` (ignoring its limit)."""
-        query = select(func.count()).select_from(events)
-        if filters is not None:
-            query = query.where(*filters.conditions())
+        filters = filters or EventFilter()
+        query = select(func.count()).select_from(events).where(*filters.conditions())
         async with self._read() as conn:
             return int(await conn.scalar(query) or 0)
 
@@ -550,6 +553,11 @@ class Store:
                 break
         async with self._write() as conn:
             await conn.execute(delete(cleanup_reports).where(cleanup_reports.c.started_at < before))
+            # A removed event is kept for its history; with the history gone, it goes too.
+            has_history = select(executions.c.id).where(executions.c.event_id == events.c.id)
+            await conn.execute(
+                delete(events).where(events.c.status == REMOVED, ~has_history.exists())
+            )
         return total
 
     # --- housekeeping -------------------------------------------------------------------
@@ -636,6 +644,7 @@ async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[
             events.c.spec,
             events.c.spec_hash,
             events.c.schedule_hash,
+            events.c.status,
         )
     )
     cleanup_rows = await conn.execute(
@@ -648,7 +657,9 @@ async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[
     )
     return (
         {
-            r.name: Stored(r.name, r.source, r.spec, r.spec_hash, r.schedule_hash)
+            r.name: Stored(
+                r.name, r.source, r.spec, r.spec_hash, r.schedule_hash, r.status == REMOVED
+            )
             for r in event_rows
         },
         {r.name: Stored(r.name, r.source, r.spec, r.spec_hash) for r in cleanup_rows},
@@ -664,23 +675,31 @@ async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: dat
     for change in plan.changes:
         table = events if change.kind == "event" else cleanup_configs
         spec = specs.get((change.kind, change.name))
-        if spec is not None and change.action == "create":
+        if spec is not None and change.action == "create" and not change.revive:
             created[change.kind].append(
                 _row(spec, config.revision, now) | _runtime(spec, now, True)
             )
             continue
         owned = (table.c.name == change.name) & (table.c.source == "config")
-        if spec is None:
+        if spec is None and table is events:
+            await conn.execute(update(events).where(owned).values(_retired(now)))
+        elif spec is None:
             await conn.execute(delete(table).where(owned))
         else:
             row = _row(spec, config.revision, now)
             del row["created_at"], row["source"]
-            if change.reschedule:
-                row |= _runtime(spec, now, False)
+            if change.reschedule or change.revive:
+                row |= _runtime(spec, now, False) | {"retry_at": None}
             await conn.execute(update(table).where(owned).values(row))
     for kind, table in (("event", events), ("cleanup", cleanup_configs)):
         if created[kind]:
             await conn.execute(insert(table), created[kind])
+
+
+def _retired(now: datetime) -> dict[str, Any]:
+    """An event that left the config: nothing more runs, its history stays."""
+    nothing = ("next_execution", "retry_at", "retry_attempt", "retry_scheduled_time")
+    return {"status": REMOVED, "triggered_at": None, "updated_at": now} | dict.fromkeys(nothing)
 
 
 def _row(spec: EventSpec | CleanupSpec, revision: str, now: datetime) -> dict[str, Any]:
@@ -800,9 +819,9 @@ def _due_ids(now: datetime) -> Any:
 
 
 def _triggerable() -> Any:
-    """A manual run is for any event not cancelled, paused or ended ones too: asking for
-    it is the intent."""
-    return events.c.status != "cancelled"
+    """A manual run is for any event not cancelled or removed, paused or ended ones too:
+    asking for it is the intent."""
+    return events.c.status.not_in(["cancelled", REMOVED])
 
 
 async def _running_counts(conn: AsyncConnection, event_ids: list[int]) -> dict[int, int]:

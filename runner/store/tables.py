@@ -81,7 +81,8 @@ events = Table(
     C("recurring", Boolean, nullable=False),
     C("interval_type", String(20), nullable=True),
     C("interval_value", String(100), nullable=True),
-    # active | completed | failed | cancelled; a pause is kept apart, in "paused".
+    # active | completed | failed | cancelled | removed (left the config, history kept);
+    # a pause is kept apart, in "paused".
     C("status", String(20), nullable=False, default="active"),
     C("enabled", Boolean, nullable=False, default=True),
     C("paused", Boolean, nullable=False, default=False),

@@ -352,7 +352,13 @@ def test_live_reload_applies_changes_and_survives_a_broken_config(
 
     # Fixed again: applied, and the error is cleared.
     runner.write_config([first])
-    wait_for(lambda: runner.event_row("second") is None, timeout=10, what="second removed")
+    wait_for(
+        lambda: (runner.event_row("second") or {}).get("status") == "removed",
+        timeout=10,
+        what="second removed",
+    )
+    assert runner.listed("second") is None, "a removed event is not listed"
+    assert runs(runner.history("second"), "succeeded"), "its history is kept"
     assert runner.list_events()["config"]["error"] is None
 
     assert broken_listing.returncode == 0, broken_listing.stderr
@@ -623,3 +629,39 @@ def test_raising_max_concurrent_executions_live_lets_more_sync_functions_run_at_
         runner.wait_runs(name, 2, timeout=20)
     late = [e for e in runner.executions() if e.outcome == "timed_out"]
     assert late == [], f"runs waited for a thread after the limit rose to 3: {late}"
+
+
+# --- 11. a config file rewritten slowly, in place ------------------------------------------
+
+
+def test_a_config_rewritten_slowly_in_place_is_applied_once_whole(runner: RunnerProcess) -> None:
+    names = [f"job-{i:02}" for i in range(20)]
+    hourly = {"every": "1h"}
+    runner.write_config([sh(n, "true", hourly) for n in names])
+    runner.start()
+    wait_for(lambda: runner.event_row(names[-1]), what="the first config applied")
+    runner.cli("trigger", names[0])
+    runner.wait_runs(names[0], 1)
+
+    # The same events with a new command, written into the same file a few events at a
+    # time: every prefix the runner could read is valid YAML declaring fewer events.
+    text = runner.config_text([sh(n, "echo new", hourly) for n in names])
+    header, _, items = text.partition("events:\n")
+    chunks = [header + "events:\n", *re.split(r"(?m)^(?=- name: )", items)[1:]]
+    path = runner.cwd / runner.config
+    with path.open("w") as file:
+        for chunk in chunks:
+            file.write(chunk)
+            file.flush()
+            time.sleep(0.05)
+
+    updated = wait_for(
+        lambda: runner.logged("config applied: Plan: 0 to create, 20 to update"),
+        timeout=20,
+        what="the whole file applied",
+    )
+    applied = [e["message"] for e in runner.logged("config applied")]
+    assert len(updated) == 1
+    assert not [m for m in applied if "0 to delete" not in m], applied
+    assert {e["name"] for e in runner.list_events()["events"]} == set(names)
+    assert runs(runner.history(names[0]), "succeeded"), "the history is kept"

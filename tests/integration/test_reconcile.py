@@ -20,7 +20,7 @@ from runner.errors import Conflict
 from runner.plan import Plan
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store.engine import read_transaction, write_transaction
-from runner.store.sql import EventRow, Store
+from runner.store.sql import EventFilter, EventRow, Store
 from runner.store.tables import cleanup_configs, events, executions, state
 
 BERLIN = "Europe/Berlin"
@@ -315,7 +315,7 @@ async def test_update_keeps_runtime_state_unless_the_schedule_moves(
 # --- deletes, user events, refusals --------------------------------------------------------------
 
 
-async def test_removed_event_is_deleted_with_its_executions(rig: Rig) -> None:
+async def test_removed_event_is_retired_and_keeps_its_history(rig: Rig) -> None:
     await rig.apply(rig.config([event("kept"), event("gone")]))
     gone = select(events.c.id).where(events.c.name == "gone").scalar_subquery()
     await rig.write(
@@ -325,8 +325,61 @@ async def test_removed_event_is_deleted_with_its_executions(rig: Rig) -> None:
     )
     plan = await rig.apply(rig.config([event("kept")]), LATER)
     assert [c.render() for c in plan.changes] == ["- delete event gone"]
-    assert await rig.names() == ["kept"]
-    assert await rig.count(executions) == 0
+    assert await rig.names() == ["kept"], "a removed event is not listed"
+    retired = await rig.event("gone")
+    assert (retired.status, retired.next_execution) == ("removed", None)
+    assert [r.outcome for r in await rig.store.history("gone")] == ["succeeded"]
+    # Applying the same config again plans nothing for it: it is not deleted twice.
+    assert (await rig.apply(rig.config([event("kept")]), LATER)).empty
+    assert [r.name for r in await rig.store.list_events(EventFilter(status="removed"))] == ["gone"]
+
+
+async def test_a_removed_event_declared_again_comes_back_with_its_history(rig: Rig) -> None:
+    await rig.apply(rig.config([event("kept"), event("back")]))
+    back = select(events.c.id).where(events.c.name == "back").scalar_subquery()
+    await rig.write(
+        insert(executions).values(
+            event_id=back, scheduled_time=NOW, attempt=1, outcome="failed", created_at=NOW
+        )
+    )
+    await rig.apply(rig.config([event("kept")]), NOW + timedelta(hours=1))
+    plan = await rig.apply(rig.config([event("kept"), event("back", timeout=5)]), LATER)
+    assert [c.render() for c in plan.changes] == ["+ create event back (again, with its history)"]
+    revived = await rig.event("back")
+    assert revived.status == "active"
+    assert revived.spec.timeout == 5
+    assert revived.next_execution == t("04-11 02:00")
+    assert [r.outcome for r in await rig.store.history("back")] == ["failed"]
+    assert await rig.names() == ["back", "kept"]
+
+
+async def test_an_empty_config_after_everything_was_removed_is_not_refused(rig: Rig) -> None:
+    await rig.apply(rig.config([event("a")]))
+    await rig.apply(rig.config([]), LATER, allow_empty=True)
+    # Only removed events are left: nothing to lose, so no --allow-empty is needed.
+    assert (await rig.apply(rig.config([]), LATER)).empty
+
+
+async def test_a_removed_event_goes_when_retention_has_taken_its_history(rig: Rig) -> None:
+    await rig.apply(rig.config([event("kept"), event("gone")]))
+    for name in ("kept", "gone"):
+        owner = select(events.c.id).where(events.c.name == name).scalar_subquery()
+        await rig.write(
+            insert(executions).values(
+                event_id=owner,
+                scheduled_time=NOW,
+                attempt=1,
+                outcome="succeeded",
+                finished_at=NOW,
+                created_at=NOW,
+            )
+        )
+    await rig.apply(rig.config([event("kept")]), NOW)
+    assert await rig.store.purge_history(NOW - timedelta(days=1)) == 0
+    assert (await rig.event("gone")).status == "removed", "kept while it has history"
+    assert await rig.store.purge_history(LATER) == 2
+    assert await rig.store.get_event("gone") is None
+    assert await rig.names() == ["kept"], "an event of the config stays, history or not"
 
 
 async def test_user_events_are_never_touched(rig: Rig) -> None:
