@@ -116,6 +116,7 @@ class LiveConfig:
             {p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in self.paths}
         )
         self.names = {os.path.basename(p) for p in self.paths if not os.path.isdir(p)}
+        self._signalled: set[asyncio.Task[None]] = set()
 
     async def reload(self) -> bool:
         """Load, validate and apply the config files; True when they were applied."""
@@ -141,6 +142,19 @@ class LiveConfig:
             )
         self.on_applied(report.config)
         return True
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP: reload the config now, as daemons do (also with ``--no-watch``)."""
+        log.info("SIGHUP received: reloading the config")
+        task = asyncio.create_task(self._reload_logged())
+        self._signalled.add(task)  # a reference, or the task may be collected mid-way
+        task.add_done_callback(self._signalled.discard)
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except Exception:
+            log.exception("config reload failed; still running the last good config")
 
     async def _refused(self, message: str) -> bool:
         self.error = message
@@ -171,11 +185,8 @@ class LiveConfig:
             step=200,
             recursive=False,
         ):
-            try:
-                await self.settled()
-                await self.reload()
-            except Exception:
-                log.exception("config reload failed; still running the last good config")
+            await self.settled()
+            await self._reload_logged()
 
     async def settled(self) -> None:
         """Return once the config files have held still for :data:`SETTLE_QUIET` seconds.

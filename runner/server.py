@@ -78,6 +78,7 @@ async def _serve_forever(options: Options, runner: Runner, live: reconciler.Live
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, live.reload_on_signal)
     api = await _start_api(runner, live) if live.current.settings.api.listen else None
     watcher = asyncio.create_task(live.watch(stop)) if options.watch else None
     revision = live.current.revision[:12]

@@ -665,3 +665,27 @@ def test_a_config_rewritten_slowly_in_place_is_applied_once_whole(runner: Runner
     assert not [m for m in applied if "0 to delete" not in m], applied
     assert {e["name"] for e in runner.list_events()["events"]} == set(names)
     assert runs(runner.history(names[0]), "succeeded"), "the history is kept"
+
+
+# --- 12. SIGHUP ----------------------------------------------------------------------------
+
+
+def test_sighup_reloads_the_config_and_the_running_job_goes_on(runner: RunnerProcess) -> None:
+    at, _ = at_in(1)
+    long = sh("long", "echo $$ > job.pid; sleep 3", {"at": at}, timeout=60)
+    runner.write_config([long])
+    pidfile = runner.cwd / "job.pid"
+    try:
+        runner.start("--no-watch")  # only the signal makes it look at the file again
+        wait_for(lambda: read_pids(pidfile), timeout=20, what="the job to start")
+
+        runner.write_config([long, sh("added", "true", {"every": "1h"})])
+        runner.send(signal.SIGHUP)
+        wait_for(lambda: runner.event_row("added"), timeout=10, what="the reload")
+        assert runner.logged("SIGHUP received"), runner.log_text()
+        assert runner.alive
+        (run,) = runner.wait_runs("long", 1, timeout=20)
+        assert run.error is None, run
+        assert runner.stop(signal.SIGTERM) == 0
+    finally:
+        kill_groups(pidfile)
