@@ -18,11 +18,12 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runner import orphans
 from runner.functions import Functions
 from runner.specs import CommandJob, EventSpec, FunctionJob
 
@@ -33,6 +34,8 @@ LINE_BYTES = 4096  # longest line logged as one; a longer one is cut
 LINES_PER_CHUNK = 200  # lines logged per 64 KiB of output read
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 PIPE_GRACE = 2.0  # seconds a command's leftovers may hold its output open after it exits
+
+OnSpawn = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,15 @@ async def run_job(
     spec: EventSpec,
     context: JobContext,
     functions: Functions | None = None,
+    on_spawn: OnSpawn | None = None,
 ) -> JobResult:
     """Run ``spec``'s job once, stopping it after ``spec.timeout`` seconds. A function is
-    looked up in ``functions`` (default: import paths only)."""
+    looked up in ``functions`` (default: import paths only); ``on_spawn`` is awaited with
+    a command's process group id as soon as it runs."""
     if isinstance(spec.job, FunctionJob):
         function_names = functions or Functions()
         return await run_function(spec.job, context, spec.timeout, function_names)
-    return await run_command(spec.job, context, spec.timeout)
+    return await run_command(spec.job, context, spec.timeout, on_spawn)
 
 
 # --- functions --------------------------------------------------------------------------
@@ -156,11 +161,17 @@ def _jsonable(value: Any) -> Any:
 # --- commands ---------------------------------------------------------------------------
 
 
-async def run_command(job: CommandJob, context: JobContext, time_limit: float | None) -> JobResult:
+async def run_command(
+    job: CommandJob,
+    context: JobContext,
+    time_limit: float | None,
+    on_spawn: OnSpawn | None = None,
+) -> JobResult:
     """Run ``job`` in a process group of its own; at the timeout, stop the whole group.
 
     Output is logged line by line as it comes, and its tail is kept in the result, so a
-    job that prints without end uses bounded memory.
+    job that prints without end uses bounded memory. The group's leader is killed if the
+    runner dies (see :mod:`runner.orphans`).
     """
     argv = ["/bin/sh", "-c", job.argv[0]] if job.shell else list(job.argv)
     loop = asyncio.get_running_loop()
@@ -174,12 +185,13 @@ async def run_command(job: CommandJob, context: JobContext, time_limit: float | 
             cwd=job.cwd,
             env=_environment(job, context),
             start_new_session=True,
+            preexec_fn=orphans.die_with_parent if orphans.supported() else None,
         )
     except OSError as exc:
         return JobResult("failed", error=f"cannot start {argv[0]}: {exc.strerror or exc}")
     process = asyncio.subprocess.Process(transport, protocol, loop)
     try:
-        return await _supervise(process, protocol.exited, context, time_limit)
+        return await _supervise(process, protocol.exited, context, time_limit, on_spawn)
     finally:
         transport.close()  # the pipes, even if something outside the group still holds them
 
@@ -189,6 +201,7 @@ async def _supervise(
     exited: asyncio.Future[None],
     context: JobContext,
     time_limit: float | None,
+    on_spawn: OnSpawn | None,
 ) -> JobResult:
     tails = {"stdout": _Tail(), "stderr": _Tail()}
     assert process.stdout is not None
@@ -199,6 +212,8 @@ async def _supervise(
     ]
     try:
         async with asyncio.timeout(time_limit):
+            if on_spawn is not None:
+                await on_spawn(process.pid)
             # Not process.wait(): it also waits for the pipes, which leftovers may hold.
             await asyncio.shield(exited)
             code = process.returncode

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from runner import housekeeper, schedules
+from runner import housekeeper, orphans, schedules
 from runner.clock import Clock
 from runner.dispatch import decide
 from runner.errors import StoreError
@@ -179,8 +179,14 @@ class Runner:
         context = JobContext(
             started.spec.name, started.execution_id, record.scheduled_time, record.attempt
         )
+        recorded: list[int] = []
+
+        async def remember(pgid: int) -> None:
+            await self._record_process(started.execution_id, pgid)
+            recorded.append(pgid)
+
         try:
-            result = await run_job(started.spec, context, self.functions)
+            result = await run_job(started.spec, context, self.functions, remember)
         except asyncio.CancelledError:
             run = self.runs.get(started.execution_id)
             reason = run.reason[0] if run and run.reason else "runner shutting down"
@@ -189,6 +195,34 @@ class Runner:
         if run is not None:
             run.ended = True  # from here on, stopping must not cancel the recording
         await self._finish(started, result, started_at)
+        if recorded:
+            await self._forget_process(started.execution_id)
+
+    async def _record_process(self, execution_id: int, pgid: int) -> None:
+        """Best effort: a job runs whether or not its process group could be recorded."""
+        try:
+            process = orphans.identify(pgid) | {"runner_id": self.runner_id}
+            await self.store.record_process(execution_id, process, self.clock.now())
+        except (OSError, StoreError):
+            log.exception("could not record a job's process group")
+
+    async def _forget_process(self, execution_id: int) -> None:
+        try:
+            await self.store.forget_process(execution_id)
+        except StoreError:
+            log.exception("could not forget a job's process group")
+
+    async def stop_orphans(self) -> None:
+        """Stop the process groups that runners which died on this host left running, so
+        no retry runs beside them; records another host must judge are kept for it."""
+        for execution_id, process in (await self.store.orphaned_processes()).items():
+            try:
+                orphans.stop_group(process)
+                ours = orphans.same_machine(process)
+            except (OSError, ValueError, KeyError):
+                ours = True  # a record that cannot be read is of no use to anyone
+            if ours:
+                await self.store.forget_process(execution_id)
 
     async def _finish(self, started: Started, result: JobResult, started_at: datetime) -> None:
         now = self.clock.now()
@@ -238,6 +272,7 @@ class Runner:
             recovered = await self.store.recover(now)
             if recovered:
                 log.warning("recovered %d runs of a runner that stopped", recovered)
+            await self.stop_orphans()
         if self.settings.auto_cleanup_enabled and (
             self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
         ):

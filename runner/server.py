@@ -59,6 +59,7 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
         recovered = await store.recover(clock.now(), everything=alone)
         if recovered:
             log.warning("recovered %d runs left running by a stopped runner", recovered)
+        await runner.stop_orphans()  # before a retry of theirs can start
         if options.once:
             await runner.run_once()
             return 0

@@ -49,6 +49,7 @@ from runner.store.tables import (
 )
 
 CONFIG_STATE = "config"
+PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
 # The status of a config event that left the config: it never runs, is listed only when
@@ -610,6 +611,38 @@ class Store:
         query = select(cleanup_reports).order_by(cleanup_reports.c.id.desc()).limit(limit)
         async with self._read() as conn:
             return [dict(row._mapping) for row in await conn.execute(query)]
+
+    # --- processes of running commands (see runner.orphans) ------------------------------
+
+    async def record_process(
+        self, execution_id: int, process: dict[str, Any], now: datetime
+    ) -> None:
+        """Remember the process group running ``execution_id``, until :meth:`forget_process`."""
+        async with self._write() as conn:
+            await self._put_state(conn, f"{PROCESS_STATE}{execution_id}", process, now)
+
+    async def forget_process(self, execution_id: int) -> None:
+        async with self._write() as conn:
+            await conn.execute(delete(state).where(state.c.key == f"{PROCESS_STATE}{execution_id}"))
+
+    async def orphaned_processes(self) -> dict[int, dict[str, Any]]:
+        """The recorded process groups of runs no longer running (recovered after their
+        runner died, or gone), by execution id: what a dead runner left behind."""
+        async with self._read() as conn:
+            rows = await conn.execute(
+                select(state.c.key, state.c.value).where(state.c.key.startswith(PROCESS_STATE))
+            )
+            recorded = {int(r.key.removeprefix(PROCESS_STATE)): dict(r.value) for r in rows}
+            if not recorded:
+                return {}
+            running = await conn.execute(
+                select(executions.c.id).where(
+                    executions.c.id.in_(list(recorded)), executions.c.outcome == "running"
+                )
+            )
+            for execution_id in running.scalars():
+                del recorded[execution_id]
+            return recorded
 
 
 async def _settle(

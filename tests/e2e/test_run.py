@@ -689,3 +689,42 @@ def test_sighup_reloads_the_config_and_the_running_job_goes_on(runner: RunnerPro
         assert runner.stop(signal.SIGTERM) == 0
     finally:
         kill_groups(pidfile)
+
+
+# --- 13. jobs die with the runner ------------------------------------------------------------
+
+ORPHAN_SCRIPT = """\
+if [ "$RUNNER_ATTEMPT" = 1 ]; then
+  echo $$ > leader.pid; sleep 300 & echo $! > child.pid; wait
+else
+  state=$(cut -d' ' -f3 "/proc/$(cat child.pid)/stat" 2>/dev/null)
+  case "$state" in ""|Z) echo alone > retry.txt ;; *) echo beside > retry.txt ;; esac
+fi
+"""
+
+
+def test_a_killed_runners_job_group_is_stopped_before_its_retry(runner: RunnerProcess) -> None:
+    at, _ = at_in(1)
+    event = sh(
+        "job", ORPHAN_SCRIPT, {"at": at}, overlap="forbid", retry={"attempts": 1, "delay": 1}
+    )
+    runner.write_config([event])
+    leader_pid, child_pid = runner.cwd / "leader.pid", runner.cwd / "child.pid"
+    try:
+        runner.start()
+        wait_for(lambda: read_pids(child_pid), timeout=20, what="the job and its child")
+        (leader,), (child,) = read_pids(leader_pid), read_pids(child_pid)
+        runner.kill()
+        # The kernel kills the leader with the runner; its child outlives both, for now.
+        wait_for(lambda: not is_running(leader), timeout=10, what="the leader to die")
+        assert is_running(child)
+
+        runner.start()
+        wait_for(lambda: not is_running(child), timeout=10, what="the orphan to be stopped")
+        assert live_group_members(leader) == []
+        (retry,) = runner.wait_runs("job", 1, timeout=20)
+        assert retry.attempt == 2, retry
+        assert (runner.cwd / "retry.txt").read_text().strip() == "alone"
+        assert runner.logged("stopped process group"), runner.log_text()
+    finally:
+        kill_groups(leader_pid)
