@@ -804,9 +804,10 @@ async def test_reconcile_never_touches_user_events(
     assert ok(await service.get_event("u-once")) == before["u-once"]
     failed(await service.get_event("new"), "not_found")
 
-    # An empty config, even with allow_empty, deletes only what the config declared.
+    # An empty config, even with allow_empty, removes only what the config declared
+    # (retired with its history, no longer listed).
     await apply_config(service.store, clock, revision="rev-empty", allow_empty=True)
-    failed(await service.get_event("cfg"), "not_found")
+    assert ok(await service.get_event("cfg"))["status"] == "removed"
     result = await service.list_events()
     assert {e["name"]: e for e in ok(result)} == before
     assert result.meta == {"total_count": 2, "filtered_count": 2}
