@@ -268,8 +268,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     """Housekeeping now: the config's policies and those registered through the library."""
     import dataclasses
 
-    from runner import config as configs
-    from runner import views
+    from runner import safety, views
     from runner.loop import default_runner_id, run_housekeeping
 
     config = _load(args)
@@ -281,7 +280,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         if unknown:
             raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
         chosen = [p for p in policies if not args.policy or p.name in args.policy]
-        protected = configs.own_files(config.files, url)
+        protected = safety.own_files(config.files, url)
         reports = await run_housekeeping(
             store,
             chosen,

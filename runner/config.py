@@ -10,11 +10,14 @@ database or reads the clock: ``now`` is a parameter.
 from __future__ import annotations
 
 import difflib
+import errno
 import functools
 import ipaddress
 import json
+import math
 import os
 import shlex
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,6 +31,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner import functions, schedules
 from runner.errors import ConfigError, Problem
+from runner.safety import own_files, unsafe_directory
 from runner.specs import (
     ApiSettings,
     CleanupSpec,
@@ -45,37 +49,6 @@ from runner.specs import (
 from runner.yamlsource import Parsed, parse, render_path
 
 YAML_SUFFIXES = (".yaml", ".yml")
-# Never cleaned, whatever a policy says: the file system root and the system's own trees.
-SYSTEM_ROOTS = frozenset(
-    [
-        "/",
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/home",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/media",
-        "/mnt",
-        "/opt",
-        "/proc",
-        "/root",
-        "/run",
-        "/sbin",
-        "/srv",
-        "/sys",
-        "/tmp",
-        "/usr",
-        "/var",
-        "/usr/bin",
-        "/usr/lib",
-        "/usr/local",
-        "/usr/sbin",
-        "/var/lib",
-    ]
-)
 
 
 @functools.cache
@@ -109,7 +82,10 @@ class Report:
 
 def config_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """The YAML files named by ``paths``: files as given, directories' ``*.yaml``/``*.yml``
-    (sorted, not recursive, hidden entries such as Kubernetes' ``..data`` skipped)."""
+    (sorted, not recursive, hidden entries such as Kubernetes' ``..data`` skipped).
+
+    Every such name is a config file except a directory: a dangling or looping symbolic
+    link is kept, so reading it fails with its name rather than its events vanishing."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -118,12 +94,32 @@ def config_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 sorted(
                     p
                     for p in path.iterdir()
-                    if p.suffix in YAML_SUFFIXES and not p.name.startswith(".") and p.is_file()
+                    if p.suffix in YAML_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
                 )
             )
         else:
             files.append(path)
     return files
+
+
+def read_config_file(path: Path) -> bytes:
+    """The bytes of a regular file; :class:`OSError` for anything else (a FIFO would block
+    a reader for ever, a device never ends), without blocking on it."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({_file_kind(mode)})")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read()
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+    return kinds.get(stat.S_IFMT(mode), "a directory" if stat.S_ISDIR(mode) else "special")
 
 
 def load(
@@ -176,7 +172,7 @@ class _Builder:
     def add_file(self, path: Path) -> None:
         name = str(path)
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = read_config_file(path).decode("utf-8")
         except OSError as exc:
             self.problems.append(Problem(name, 0, 0, f"cannot read: {exc.strerror or exc}"))
             return
@@ -191,7 +187,11 @@ class _Builder:
     def add_document(self, name: str, parsed: Parsed) -> None:
         if parsed.data is None:
             parsed.data = {}
-        schema_problems = _schema_problems(name, parsed)
+        non_finite = _non_finite(name, parsed)
+        flagged = {p.path for p in non_finite}
+        schema_problems = non_finite + [
+            p for p in _schema_problems(name, parsed) if p.path not in flagged
+        ]
         self.problems.extend(schema_problems)
         if not schema_problems:
             self.documents.append((name, parsed))
@@ -207,6 +207,24 @@ class _Builder:
 
 
 # --- JSON Schema ------------------------------------------------------------------------
+
+
+def _non_finite(file: str, parsed: Parsed) -> list[Problem]:
+    """NaN and the infinities, wherever they stand: no field means them, and JSON (the
+    database, the API) cannot hold them. JSON Schema's ``number`` admits them."""
+    found: list[Problem] = []
+    pending: list[tuple[tuple[Any, ...], Any]] = [((), parsed.data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            line, col = parsed.mark(path)
+            message = f"must be a finite number, not {value}"
+            found.append(Problem(file, line, col, message, render_path(path)))
+        elif isinstance(value, dict):
+            pending.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            pending.extend(((*path, i), v) for i, v in enumerate(value))
+    return sorted(found)
 
 
 def _schema_problems(file: str, parsed: Parsed) -> list[Problem]:
@@ -372,7 +390,13 @@ class _Resolver:
         if message:
             self.problem((file, parsed, (*path, "housekeeper", "schedule")), message)
         listen = settings.api.listen
-        if listen and not settings.api.token and not is_loopback(split_listen(listen)[0]):
+        if not listen:
+            return
+        host, port = split_listen(listen)
+        if not 0 < port < 65536:
+            message = f"port {port} is out of range: use 1 to 65535"
+            self.problem((file, parsed, (*path, "api", "listen")), message)
+        elif not settings.api.token and not is_loopback(host):
             message = f"the API refuses to listen on {listen} without settings.api.token"
             self.problem((file, parsed, (*path, "api", "listen")), message)
 
@@ -524,35 +548,6 @@ class _Resolver:
             )
             self.problem(where, message, "warning")
         return spec
-
-
-def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str | None:
-    """Why a cleanup policy may not run where it points, or None when it may."""
-    directory = os.path.normpath(spec.directory)
-    if directory.startswith("//"):  # normpath keeps a leading "//" (POSIX allows it)
-        directory = "/" + directory.lstrip("/")
-    if directory in SYSTEM_ROOTS or os.path.realpath(directory) in SYSTEM_ROOTS:
-        return f"refusing to clean {directory}: it is a system directory"
-    for protected in protected_files:
-        parent = os.path.dirname(os.path.abspath(protected))
-        reach = parent == directory or (spec.recursive and parent.startswith(directory + os.sep))
-        if reach:
-            return f"refusing to clean {directory}: it holds the runner's own {protected}"
-    return None
-
-
-def own_files(config_files: Iterable[str], database_url: str) -> list[str]:
-    """The runner's own files, which no cleanup policy may reach: its config files and
-    its SQLite database."""
-    return [*config_files, *sqlite_files(database_url)]
-
-
-def sqlite_files(url: str) -> list[str]:
-    """The database file an SQLite URL names (none for PostgreSQL or memory)."""
-    if not url.startswith("sqlite") or ":///" not in url:
-        return []
-    path = url.split(":///", 1)[1]
-    return [path] if path and path != ":memory:" else []
 
 
 def _zone_exists(name: str) -> bool:

@@ -16,13 +16,14 @@ import errno
 import fnmatch
 import logging
 import os
+import re
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from runner.config import SYSTEM_ROOTS, unsafe_directory
+from runner import safety
 from runner.specs import CleanupSpec
 
 log = logging.getLogger("runner.housekeeper")
@@ -41,6 +42,7 @@ class Candidate:
     mtime: float
     device: int
     inode: int
+    links: int = 1  # hard links (st_nlink) when scanned
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Report:
     scanned: int = 0
     matched: int = 0
     deleted: int = 0
-    bytes_freed: int = 0
+    bytes_freed: int = 0  # of deleted files that had no other hard link
     errors: list[str] = field(default_factory=list)
     would_delete: list[str] = field(default_factory=list)
     started_at: datetime | None = None
@@ -110,10 +112,13 @@ def plan(
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-def _matches(name: str, spec: CleanupSpec) -> bool:
-    if not fnmatch.fnmatchcase(name, spec.pattern):
-        return False
-    return not any(fnmatch.fnmatchcase(name, glob) for glob in spec.exclude)
+def _matcher(spec: CleanupSpec) -> Callable[[str], bool]:
+    """Whether a file name matches ``pattern`` and no ``exclude`` glob (compiled once)."""
+    pattern = re.compile(fnmatch.translate(spec.pattern)).match
+    excluded = [re.compile(fnmatch.translate(glob)).match for glob in spec.exclude]
+    if not excluded:
+        return lambda name: pattern(name) is not None
+    return lambda name: pattern(name) is not None and not any(x(name) for x in excluded)
 
 
 def display(path: str) -> str:
@@ -122,100 +127,170 @@ def display(path: str) -> str:
     return raw.encode("unicode_escape").decode("ascii") if not raw.isprintable() else raw
 
 
-def _system_identities() -> set[tuple[int, int]]:
-    found: set[tuple[int, int]] = set()
-    for root in SYSTEM_ROOTS:
-        with contextlib.suppress(OSError):
-            info = os.stat(root)
-            found.add((info.st_dev, info.st_ino))
-    return found
+def _mount_id(fd: int) -> int | None:
+    """The id of the mount that the open directory ``fd`` is on; None where Linux's
+    ``/proc/self/fdinfo`` is missing. Unlike ``st_dev``, this tells a bind mount of a
+    directory of the same file system apart from the directory around it."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            for line in info:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class _Refused(Exception):
+    """The policy reaches a protected directory: nothing of it may be deleted."""
 
 
 class _Tree:
     """The directories of one policy run, opened relative to each other without following
-    links. Each is identified by device and inode when scanned; a few stay open, the
-    others are opened again (and checked to be the same) when needed."""
+    links, depth first and without recursion (a tree may be thousands of levels deep).
 
-    def __init__(self, spec: CleanupSpec, report: Report) -> None:
+    Each directory is identified by device and inode when its parent is scanned; a few
+    stay open (least recently used closed first), the others are opened again from
+    their nearest open ancestor, and checked to be the same, when needed. Directories
+    on another mount (another file system, or a bind mount of this one) are skipped.
+    """
+
+    def __init__(self, spec: CleanupSpec, report: Report, fence: safety.Fence) -> None:
         self.spec = spec
         self.report = report
-        # No trailing slash: it would make the kernel follow a symbolic link.
-        root_fd = os.open(spec.directory.rstrip("/") or "/", _DIR_FLAGS)
-        root = os.fstat(root_fd)
-        if (root.st_dev, root.st_ino) in _system_identities():  # reached some other way
-            os.close(root_fd)
-            raise OSError(errno.EPERM, "it is a system directory")
-        self.device = root.st_dev
-        self.fds: dict[str, int] = {"": root_fd}
-        self.identities: dict[str, tuple[int, int]] = {"": (root.st_dev, root.st_ino)}
+        self.fence = fence
+        self.matches = _matcher(spec)
+        # No trailing slash: it would make the kernel follow a symbolic link. Links in
+        # the middle of the path are followed, but every check below is on what opened.
+        self.root = os.open(spec.directory.rstrip("/") or "/", _DIR_FLAGS)
+        try:
+            info = os.fstat(self.root)
+            self._fence((info.st_dev, info.st_ino), "")
+        except BaseException:
+            os.close(self.root)
+            raise
+        self.device = info.st_dev
+        self.mount = _mount_id(self.root)
+        self.fds: dict[str, int] = {}  # open subdirectories, least recently used first
+        self.identities: dict[str, tuple[int, int]] = {"": (info.st_dev, info.st_ino)}
 
     def close(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
+        os.close(self.root)
+
+    def _fence(self, identity: tuple[int, int], relative: str) -> None:
+        reason = self.fence.refusal(identity)
+        if reason:
+            where = f"{display(relative)}: " if relative else ""
+            directory = safety.normal(self.spec.directory)
+            raise _Refused(f"refusing to clean {directory}: {where}{reason}")
 
     def _dir(self, relative: str) -> int:
         """An open descriptor of the scanned directory ``relative`` (raises OSError)."""
-        fd = self.fds.get(relative)
-        if fd is not None:
-            return fd
-        parent, name = os.path.split(relative)
-        fd = os.open(name, _DIR_FLAGS, dir_fd=self._dir(parent))
-        opened = os.fstat(fd)
-        if (opened.st_dev, opened.st_ino) != self.identities[relative]:
-            os.close(fd)
-            raise OSError(errno.ESTALE, "directory was replaced during the cleanup")
-        if len(self.fds) >= OPEN_DIRECTORIES:
-            evicted = next(k for k in self.fds if k)
-            os.close(self.fds.pop(evicted))
-        self.fds[relative] = fd
+        if not relative:
+            return self.root
+        fd = self.fds.pop(relative, None)
+        if fd is None:
+            fd = self._open(relative)
+        self._keep(relative, fd)
         return fd
 
+    def _open(self, relative: str) -> int:
+        # Down from the nearest open ancestor, one component at a time.
+        chain = [relative]
+        while (parent := os.path.dirname(chain[-1])) and parent not in self.fds:
+            chain.append(parent)
+        fd = self.fds[parent] if parent else self.root
+        for path in reversed(chain):
+            fd = os.open(os.path.basename(path), _DIR_FLAGS, dir_fd=fd)
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != self.identities[path]:
+                os.close(fd)
+                raise OSError(errno.ESTALE, "directory was replaced during the cleanup")
+            if path != relative:
+                self._keep(path, fd)
+        return fd
+
+    def _keep(self, relative: str, fd: int) -> None:
+        self.fds[relative] = fd
+        while len(self.fds) >= max(OPEN_DIRECTORIES, 2):  # the root is open too
+            os.close(self.fds.pop(next(iter(self.fds))))
+
     def walk(self) -> Iterator[Candidate]:
-        """Regular files matching the policy, depth first; problems reported, not raised."""
+        """Regular files matching the policy; problems reported, not raised.
+
+        Raises :class:`_Refused` when a subdirectory is protected (before any deletion:
+        the plan needs the whole scan)."""
         pending = [""]
         while pending:
             relative = pending.pop()
+            fd = self._enter(relative)
+            if fd is None:
+                continue
             try:
-                entries = list(os.scandir(self._dir(relative)))
+                entries = list(os.scandir(fd))
             except OSError as exc:
                 self.report.error(f"cannot list {display(relative) or '.'}: {exc.strerror}")
                 continue
+            # Nothing opens or closes a directory until this one is done: ``fd`` stays valid.
             for entry in entries:
-                path = os.path.join(relative, entry.name) if relative else entry.name
-                yield from self._entry(entry, relative, path, pending)
+                found = self._entry(fd, entry, relative, pending)
+                if found is not None:
+                    yield found
+
+    def _enter(self, relative: str) -> int | None:
+        try:
+            fd = self._dir(relative)  # refuses a symbolic link or a swapped directory
+        except OSError as exc:
+            self.report.error(f"cannot open {display(relative)}: {exc.strerror}")
+            return None
+        if relative and _mount_id(fd) != self.mount:
+            return None  # a mount point, a bind mount too: stay on the policy's mount
+        return fd
 
     def _entry(
-        self, entry: os.DirEntry[str], parent: str, path: str, pending: list[str]
-    ) -> Iterator[Candidate]:
+        self, fd: int, entry: os.DirEntry[str], parent: str, pending: list[str]
+    ) -> Candidate | None:
+        # The directory entry's type (d_type) sorts most entries without a system call.
+        name = entry.name
+        path = f"{parent}/{name}" if parent else name
+        if entry.is_dir(follow_symlinks=False):
+            if self.spec.recursive:
+                self._subdirectory(fd, name, path, pending)
+            return None
+        if not entry.is_file(follow_symlinks=False):
+            return None  # symbolic links, sockets, FIFOs, devices: never touched
+        self.report.scanned += 1
+        if not self.matches(name):
+            return None
         try:
-            info = os.stat(entry.name, dir_fd=self._dir(parent), follow_symlinks=False)
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError as exc:  # vanished, or no permission
             self.report.error(f"cannot stat {display(path)}: {exc.strerror}")
-            return
-        if stat.S_ISDIR(info.st_mode):
-            if self.spec.recursive:
-                self._open_subdirectory(path, info, pending)
-            return
-        if not stat.S_ISREG(info.st_mode):
-            return  # symbolic links, sockets, FIFOs, devices: never touched
-        self.report.scanned += 1
-        if _matches(entry.name, self.spec):
-            self.report.matched += 1
-            yield Candidate(path, info.st_size, info.st_mtime, info.st_dev, info.st_ino)
+            return None
+        identity = (info.st_dev, info.st_ino)
+        if not stat.S_ISREG(info.st_mode) or identity in self.fence.files:
+            return None  # replaced since it was listed; or a hard link to our own file
+        self.report.matched += 1
+        return Candidate(path, info.st_size, info.st_mtime, *identity, info.st_nlink)
 
-    def _open_subdirectory(self, path: str, info: os.stat_result, pending: list[str]) -> None:
-        if info.st_dev != self.device:
-            return  # another file system is mounted here: stay on ours
-        self.identities[path] = (info.st_dev, info.st_ino)
+    def _subdirectory(self, fd: int, name: str, path: str, pending: list[str]) -> None:
         try:
-            self._dir(path)  # refuses a symbolic link or a swapped directory
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError as exc:
-            self.report.error(f"cannot open {display(path)}: {exc.strerror}")
+            self.report.error(f"cannot stat {display(path)}: {exc.strerror}")
             return
+        if not stat.S_ISDIR(info.st_mode) or info.st_dev != self.device:
+            return  # replaced since it was listed, or another file system is mounted here
+        identity = (info.st_dev, info.st_ino)
+        self._fence(identity, path)
+        self.identities[path] = identity
         pending.append(path)
 
-    def delete(self, candidate: Candidate) -> bool:
-        """Unlink ``candidate`` if it is still the regular file that was scanned."""
+    def delete(self, candidate: Candidate) -> os.stat_result | None:
+        """Unlink ``candidate`` if it is still the regular file that was scanned; what it
+        was just before, or None when it was kept."""
         parent, name = os.path.split(candidate.path)
         try:
             fd = self._dir(parent)
@@ -225,15 +300,15 @@ class _Tree:
             same = (info.st_dev, info.st_ino, info.st_size, info.st_mtime) == scanned
             if not (same and stat.S_ISREG(info.st_mode)):
                 self.report.error(f"{display(candidate.path)} changed since the scan; kept")
-                return False
+                return None
             os.unlink(name, dir_fd=fd)
         except FileNotFoundError:
             self.report.error(f"{display(candidate.path)} vanished before it was deleted")
-            return False
+            return None
         except OSError as exc:
             self.report.error(f"cannot delete {display(candidate.path)}: {exc.strerror}")
-            return False
-        return True
+            return None
+        return info
 
 
 def clean(
@@ -243,16 +318,23 @@ def clean(
     dry_run: bool,
     protected_files: Sequence[str] = (),
 ) -> Report:
-    """Run one policy (blocking I/O; call it in a thread). Never raises for file problems."""
+    """Run one policy (blocking I/O; call it in a thread). Never raises for file problems.
+
+    Refused, with nothing deleted, when the policy reaches a system directory or one
+    holding ``protected_files`` (checked on the paths, then on what is actually opened).
+    """
     dry_run = dry_run or spec.dry_run
     report = Report(spec.name, spec.directory, dry_run, started_at=now)
     started = time.monotonic()
-    refusal = unsafe_directory(spec, protected_files)
+    refusal = safety.unsafe_directory(spec, protected_files)
     if refusal:
         report.error(refusal)
         return report
     try:
-        tree = _Tree(spec, report)
+        tree = _Tree(spec, report, safety.Fence.around(protected_files))
+    except _Refused as exc:
+        report.error(str(exc))
+        return report
     except OSError as exc:
         reason = exc.strerror
         with contextlib.suppress(OSError):  # O_NOFOLLOW | O_DIRECTORY: ENOTDIR, not ELOOP
@@ -261,24 +343,32 @@ def clean(
         report.error(f"cannot open {display(spec.directory)}: {reason}")
         return report
     try:
-        for deletion in plan(tree.walk(), spec, now, default_retention):
-            _apply(tree, deletion, report)
+        _apply(tree, plan(tree.walk(), spec, now, default_retention), report)
+    except _Refused as exc:
+        report.error(str(exc))
     finally:
         tree.close()
         report.duration = time.monotonic() - started
     return report
 
 
-def _apply(tree: _Tree, deletion: Deletion, report: Report) -> None:
-    candidate = deletion.candidate
+def _apply(tree: _Tree, deletions: list[Deletion], report: Report) -> None:
+    """Delete (or, in a dry run, list) ``deletions``. Bytes count as freed only for a file
+    without other hard links: deleting one name of several frees nothing."""
     if report.dry_run:
-        report.deleted += 1
-        report.bytes_freed += candidate.size
-        if len(report.would_delete) < MAX_REPORTED:
-            report.would_delete.append(f"{display(candidate.path)} ({deletion.reason})")
-    elif tree.delete(candidate):
-        report.deleted += 1
-        report.bytes_freed += candidate.size
+        for deletion in deletions:
+            candidate = deletion.candidate
+            report.deleted += 1
+            report.bytes_freed += candidate.size if candidate.links == 1 else 0
+            if len(report.would_delete) < MAX_REPORTED:
+                report.would_delete.append(f"{display(candidate.path)} ({deletion.reason})")
+        return
+    # Directory by directory, so each directory is opened (at most) once more.
+    for deletion in sorted(deletions, key=lambda d: os.path.dirname(d.candidate.path)):
+        info = tree.delete(deletion.candidate)
+        if info is not None:
+            report.deleted += 1
+            report.bytes_freed += info.st_size if info.st_nlink == 1 else 0
 
 
 async def clean_all(

@@ -10,14 +10,13 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from runner import config as configs
-from runner import reconciler
+from runner import reconciler, safety
 from runner.clock import Clock
+from runner.dburl import sqlite_file
 from runner.errors import RunnerError
 from runner.loop import Runner, default_runner_id
 from runner.metrics import Metrics
 from runner.specs import Config
-from runner.store.locks import sqlite_path
 from runner.store.sql import Store
 
 log = logging.getLogger("runner")
@@ -39,7 +38,7 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
         await reconciler.apply(store, config, clock.now(), runner_id=runner_id)
         metrics = Metrics()
         metrics.info.labels(runner_id, config.revision[:12]).set(1)
-        protected = configs.own_files(config.files, options.database_url)
+        protected = safety.own_files(config.files, options.database_url)
         runner = Runner(
             store, config.settings, clock, runner_id, protected_files=protected, metrics=metrics
         )
@@ -55,7 +54,7 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
         live.on_applied = lambda new: _adopt(runner, new)
         runner.revision = lambda: live.current.revision
         # An SQLite file has one runner (us, holding its lock): whatever is running is stale.
-        alone = sqlite_path(options.database_url) is not None
+        alone = sqlite_file(options.database_url) is not None
         recovered = await store.recover(clock.now(), everything=alone)
         if recovered:
             log.warning("recovered %d runs left running by a stopped runner", recovered)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from runner import config as configs
-from runner import functions, schedules
+from runner import functions, safety, schedules
 from runner.clock import Clock, SystemClock
 from runner.errors import Conflict, NotFound, RunnerError, StoreError
 from runner.functions import Functions
@@ -372,7 +372,7 @@ class SchedulerService:
 
         async def register() -> Result[dict[str, Any]]:
             spec = self._validated("cleanup", {"name": name, "directory": directory, **fields})
-            refusal = configs.unsafe_directory(spec, self._own_files())
+            refusal = safety.unsafe_directory(spec, self._own_files())
             if refusal:
                 raise Invalid(f"directory: {refusal}")
             await self.store.register_cleanup(spec, self.clock.now())
@@ -382,7 +382,7 @@ class SchedulerService:
 
     def _own_files(self) -> list[str]:
         """The database file of this service (SQLite), which no cleanup may delete."""
-        return configs.sqlite_files(self.store.engine.url.render_as_string(hide_password=True))
+        return safety.own_files([], self.store.engine.url.render_as_string(hide_password=True))
 
     async def list_cleanups(self) -> Result[list[dict[str, Any]]]:
         async def listing() -> Result[list[dict[str, Any]]]:

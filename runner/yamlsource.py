@@ -3,7 +3,8 @@
 Safe loading only. Besides the data, :func:`parse` returns the line and column of every
 value and every mapping key, so later checks can point at ``file:line:col``. It also
 replaces ``${VAR}`` / ``${VAR:-default}`` in string values, refuses duplicate keys and
-refuses documents whose aliases expand far beyond their size (the "billion laughs").
+refuses documents whose aliases expand far beyond their size (the "billion laughs") or
+nest deeper than :data:`MAX_DEPTH` levels (written out or built through aliases).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Expanded nodes allowed per distinct node, and at least this many in all.
 _EXPANSION_FACTOR = 20
 _EXPANSION_FLOOR = 100_000
+# Deeper nesting than any config needs; the checks after parsing walk by recursion.
+MAX_DEPTH = 100
 
 
 # libyaml's parser when PyYAML has it (several times faster), with the same safe constructor.
@@ -133,6 +136,11 @@ class _Walker:
         if self.budget < 0:
             line, col = _at(node)
             message = "aliases expand this document far beyond its size; refused (alias bomb?)"
+            self.problems.append(Problem(self.file, line, col, message))
+            raise _Abort
+        if len(path) > MAX_DEPTH:
+            line, col = _at(node)
+            message = f"nested more than {MAX_DEPTH} levels deep; refused"
             self.problems.append(Problem(self.file, line, col, message))
             raise _Abort
         self.marks.setdefault(path, _at(node))

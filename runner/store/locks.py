@@ -7,18 +7,8 @@ import fcntl
 import os
 from collections.abc import Iterator
 
-from sqlalchemy.engine import make_url
-
+from runner.dburl import sqlite_file
 from runner.errors import RunnerError
-from runner.store.engine import async_url
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file an SQLite URL names; None for PostgreSQL and in-memory databases."""
-    parsed = make_url(async_url(url))
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return os.path.abspath(parsed.database)
 
 
 @contextlib.contextmanager
@@ -28,7 +18,7 @@ def exclusive_runner(url: str) -> Iterator[None]:
     A second ``runner run`` on the same file is refused with a clear message; other
     commands (list, trigger, ...) do not take the lock and work beside it.
     """
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is None:
         yield
         return

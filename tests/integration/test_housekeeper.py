@@ -485,28 +485,162 @@ def test_the_runners_own_directories_are_config_errors(tmp_path: Path) -> None:
     assert f"refusing to clean {tmp_path.parent}: " in found[2]
 
 
-# --- one file system, special files -----------------------------------------------------------
+def test_own_files_reached_through_a_symlink_in_a_middle_component_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Issue 10.1: with t/up -> t, "t/up/app" is t/app, where the database and config are."""
+    t, app = tmp_path / "t", tmp_path / "t" / "app"
+    own = ["runner.db", "runner.db-wal", "runner.db-shm", "scheduler.yaml", "old.log"]
+    for name in own:
+        put(app / name, 100)
+    os.symlink(t, t / "up")
+    protected = [str(app / "scheduler.yaml"), str(app / "runner.db")]
+    for recursive, directory in [(False, t / "up" / "app"), (True, t / "up")]:
+        spec = policy(directory, pattern="*", max_files=0, recursive=recursive)
+        report = run(spec, protected=protected)
+        (error,) = report.errors
+        assert "runner's own" in error, error
+        assert sorted(os.listdir(app)) == sorted(own)
+
+
+def test_own_files_reached_through_a_symlink_in_a_middle_component_are_config_errors(
+    tmp_path: Path,
+) -> None:
+    t, app = tmp_path / "t", tmp_path / "t" / "app"
+    app.mkdir(parents=True)
+    os.symlink(t, t / "up")
+    config = app / "scheduler.yaml"
+    config.write_text(
+        f'settings: {{database: "sqlite:///{app}/runner.db"}}\n'
+        'cleanup:\n  - {name: c, directory: ../up/app, pattern: "*", max_files: 0}\n'
+    )
+    (error,) = configs.validate([config], {}, NOW).errors
+    assert error.message.startswith(
+        f"refusing to clean {t / 'up' / 'app'}: it holds the runner's own"
+    )
+    assert (error.line, error.path) == (3, "cleanup[0].directory")
 
 
 @contextlib.contextmanager
-def tmpfs(where: Path) -> Iterator[None]:
+def mounted(where: Path, *how: str) -> Iterator[None]:
+    """``mount HOW WHERE`` for the block; the test is skipped where mounting is not allowed."""
     where.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
-            capture_output=True,
-            text=True,
-            check=False,
+            ["mount", *how, str(where)], capture_output=True, text=True, check=False
         )
     except FileNotFoundError:
         pytest.skip("no mount command: cannot test mount points")
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs (needs root with CAP_SYS_ADMIN): {done.stderr.strip()}")
+        pytest.skip(f"cannot mount (needs root with CAP_SYS_ADMIN): {done.stderr.strip()}")
     try:
         yield
     finally:
         if subprocess.run(["umount", str(where)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def bind_mount(source: Path, target: Path) -> contextlib.AbstractContextManager[None]:
+    return mounted(target, "--bind", str(source))
+
+
+def test_own_directory_bind_mounted_into_a_policy_directory_is_refused(tmp_path: Path) -> None:
+    """The paths differ, the directory is the same: refused by device and inode."""
+    conf = tmp_path / "conf"
+    put(conf / "scheduler.yaml", 100)
+    put(conf / "runner.db", 100)
+    protected = [str(conf / "scheduler.yaml"), str(conf / "runner.db")]
+    with bind_mount(conf, tmp_path / "view"):
+        report = run(policy(tmp_path / "view", pattern="*", max_files=0), protected=protected)
+    (error,) = report.errors
+    reason = f"it holds the runner's own {conf / 'scheduler.yaml'}"
+    assert error == f"refusing to clean {tmp_path / 'view'}: {reason}"
+    assert sorted(os.listdir(conf)) == ["runner.db", "scheduler.yaml"]
+
+
+def test_bind_mounts_of_the_same_file_system_are_not_crossed(tmp_path: Path, tree: Path) -> None:
+    """Issue 10.11: a bind mount keeps st_dev; it is still another mount, and skipped."""
+    elsewhere = tmp_path / "elsewhere"
+    put(elsewhere / "old.log", 100)
+    put(elsewhere / "deeper" / "old.log", 100)
+    put(tree / "old.log", 100)
+    with bind_mount(elsewhere, tree / "view"):
+        assert os.stat(tree / "view").st_dev == os.stat(tree).st_dev
+        report = run(policy(tree, recursive=True, max_files=0))
+        assert (tree / "view" / "old.log").exists()
+    assert (elsewhere / "old.log").exists()
+    assert (elsewhere / "deeper" / "old.log").exists()
+    assert not (tree / "old.log").exists()
+    assert (report.scanned, report.deleted, report.errors) == (1, 1, [])
+
+
+def test_a_policy_directory_that_is_a_bind_mount_is_cleaned(tmp_path: Path, tree: Path) -> None:
+    put(tree / "sub" / "old.log", 100)
+    with bind_mount(tree, tmp_path / "view"):
+        report = run(policy(tmp_path / "view", recursive=True, max_files=0))
+    assert (report.deleted, report.errors) == (1, [])
+    assert listing(tree) == ["sub/"]
+
+
+def make_deep_tree(root: Path, depth: int) -> None:
+    """``root/d/d/.../d``, ``depth`` levels, an old ``old.log`` in each (paths beyond
+    PATH_MAX, so built through directory descriptors)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    when = NOW.timestamp() - 100 * DAY
+    try:
+        for _ in range(depth):
+            os.close(os.open("old.log", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+            os.utime("old.log", (when, when), dir_fd=fd)
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+
+
+def remove_deep_tree(root: Path) -> None:
+    """Undo :func:`make_deep_tree` once its files are gone, without deep paths or recursion
+    (shutil.rmtree recurses): pull each level up and remove the empty one above it."""
+    while (root / "d").exists():
+        if (root / "d" / "d").exists():
+            os.rename(root / "d" / "d", root / "next")
+        for name in os.listdir(root / "d"):
+            os.unlink(root / "d" / name)
+        os.rmdir(root / "d")
+        if (root / "next").exists():
+            os.rename(root / "next", root / "d")
+
+
+def test_a_tree_thousands_of_levels_deep_is_cleaned(tree: Path) -> None:
+    """Issue 10.9: no recursion (it died with RecursionError after 62 deletions)."""
+    make_deep_tree(tree, 3000)
+    try:
+        report = run(policy(tree, recursive=True, max_files=0))
+        assert (report.deleted, report.errors) == (3000, [])
+        assert run(policy(tree, recursive=True, max_files=0), dry_run=True).scanned == 0
+    finally:
+        remove_deep_tree(tree)
+
+
+def test_bytes_freed_leaves_out_files_with_another_hard_link(tree: Path, tmp_path: Path) -> None:
+    """Deleting one name of a hard-linked file frees nothing; it is deleted, not counted."""
+    put(tree / "single.log", 100, 10)
+    put(tree / "linked.log", 100, 1000)
+    os.link(tree / "linked.log", tmp_path / "other-name")
+    dry = run(policy(tree, max_files=0), dry_run=True)
+    report = run(policy(tree, max_files=0))
+    assert (dry.deleted, dry.bytes_freed) == (2, 10)
+    assert (report.deleted, report.bytes_freed) == (2, 10)
+    assert listing(tree) == []
+    assert (tmp_path / "other-name").stat().st_size == 1000
+
+
+# --- one file system, special files -----------------------------------------------------------
+
+
+def tmpfs(where: Path) -> contextlib.AbstractContextManager[None]:
+    return mounted(where, "-t", "tmpfs", "-o", "size=1m", "tmpfs")
 
 
 def test_mount_points_are_not_crossed(tree: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,7 +13,7 @@ import pytest
 
 from runner import config as configs
 from runner.errors import ConfigError, Problem
-from runner.specs import CommandJob, Config, FunctionJob, RetryPolicy
+from runner.specs import CommandJob, Config, FunctionJob, RetryPolicy, Settings
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 WriteConfig = Callable[..., Path]
@@ -412,3 +414,116 @@ def test_examples_are_valid(path: Path) -> None:
     target = path.parent if path.parent.name == "split" else path
     report = configs.validate([target], {"RUNNER_API_TOKEN": "t" * 32}, NOW)
     assert report.errors == []
+
+
+# --- hostile or unlucky input (issue 10) -------------------------------------------------------
+
+EVENT = "events:\n  - {name: a, function: m:f, schedule: {every: 1m}%s}\n"
+
+
+@pytest.mark.parametrize("number", [".nan", ".NaN", ".inf", "-.inf", "+.Inf"])
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("settings: {check_interval: %s}\n", "settings.check_interval"),
+        ("settings: {lease_seconds: %s}\n", "settings.lease_seconds"),
+        ("settings: {retention_days: %s}\n", "settings.retention_days"),
+        (
+            "settings: {housekeeper: {default_retention: %s}}\n",
+            "settings.housekeeper.default_retention",
+        ),
+        (EVENT % ", timeout: %s", "events[0].timeout"),
+        (EVENT % ", retry: {delay: %s}", "events[0].retry.delay"),
+        (EVENT % ", misfire: {grace: %s}", "events[0].misfire.grace"),
+        (EVENT % ", parameters: {x: [%s]}", "events[0].parameters.x[0]"),
+        (
+            "cleanup:\n  - {name: c, directory: logs, retention_days: %s}\n",
+            "cleanup[0].retention_days",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused_everywhere_with_their_position(
+    write: WriteConfig, text: str, field: str, number: str
+) -> None:
+    value = float(number.replace(".", ""))
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "%s" in row)
+    col = text.splitlines()[line - 1].index("%s") + 1
+    expected = f"{line}:{col}: must be a finite number, not {value} (at {field})"
+    assert errors(write(text % number)) == [expected]
+
+
+def test_non_finite_numbers_from_the_environment_are_refused(write: WriteConfig) -> None:
+    path = write("settings:\n  check_interval: ${INTERVAL}\n")
+    assert errors(path, {"INTERVAL": ".nan"}) == [
+        "2:19: must be a finite number, not nan (at settings.check_interval)"
+    ]
+
+
+def test_non_finite_numbers_in_code_declarations_are_refused() -> None:
+    data = {"name": "a", "function": "m:f", "schedule": {"every": "1m"}, "timeout": float("inf")}
+    report = configs.validate_data({"events": [data]}, "api", NOW, Settings())
+    assert [(p.message, p.path) for p in report.errors] == [
+        ("must be a finite number, not inf", "events[0].timeout")
+    ]
+
+
+@pytest.mark.parametrize("kind", ["dangling", "looping"])
+def test_a_broken_yaml_symlink_in_the_config_directory_is_an_error_naming_it(
+    tmp_path: Path, kind: str
+) -> None:
+    (tmp_path / "a.yaml").write_text(EVENT % "")
+    target = tmp_path / "missing.yaml" if kind == "dangling" else tmp_path / "b.yaml"
+    (tmp_path / "b.yaml").symlink_to(target)
+    (problem,) = configs.validate([tmp_path], {}, NOW).problems
+    assert problem.file == str(tmp_path / "b.yaml")
+    reason = "No such file or directory" if kind == "dangling" else "Too many levels"
+    assert problem.message.startswith(f"cannot read: {reason}"), problem.message
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "scheduler.yaml"
+    os.mkfifo(fifo)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(configs.validate, [fifo], {}, NOW)
+        try:
+            report = future.result(timeout=10)
+        except concurrent.futures.TimeoutError:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the reader go
+            pytest.fail("validate blocked reading a FIFO")
+    (problem,) = report.problems
+    assert (problem.file, problem.message) == (
+        str(fifo),
+        "cannot read: not a regular file (a FIFO)",
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # in a directory too
+        future = pool.submit(configs.validate, [tmp_path], {}, NOW)
+        (problem,) = future.result(timeout=10).problems
+    assert problem.message == "cannot read: not a regular file (a FIFO)"
+
+
+def test_nesting_built_through_an_alias_is_a_clear_error(write: WriteConfig) -> None:
+    # 2.4 KB: 600 mappings nested in an anchor, used once more through an alias.
+    nested = "{a: " * 600 + "1" + "}" * 600
+    path = write(f"x-deep: &deep {nested}\nx-again: *deep\n")
+    assert len(path.read_bytes()) < 5000
+    (error,) = errors(path)
+    assert error.startswith("1:")
+    assert "nested more than 100 levels deep; refused" in error
+
+
+def test_nesting_written_out_is_a_clear_error(write: WriteConfig) -> None:
+    path = write("x-deep: " + "[" * 300 + "]" * 300 + "\n")
+    assert ["nested more than 100 levels deep" in e for e in errors(path)] == [True]
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_an_api_port_out_of_range_is_refused(write: WriteConfig, port: str) -> None:
+    path = write(f"settings:\n  api: {{listen: '127.0.0.1:{port}'}}\n")
+    assert errors(path) == [
+        f"2:17: port {int(port)} is out of range: use 1 to 65535 (at settings.api.listen)"
+    ]
+
+
+def test_api_ports_at_the_ends_of_the_range_are_accepted(write: WriteConfig) -> None:
+    for port in (1, 65535):
+        assert errors(write(f"settings:\n  api: {{listen: '127.0.0.1:{port}'}}\n")) == []
