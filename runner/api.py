@@ -32,6 +32,7 @@ from runner.metrics import Metrics
 from runner.result import Result, http_status
 from runner.service import SchedulerService
 from runner.specs import ApiSettings
+from runner.web import install as install_web
 
 log = logging.getLogger("runner.api")
 PREFIX = "/api/v1/scheduler"
@@ -222,6 +223,7 @@ def create_app(state: State) -> FastAPI:
         return _respond(await service.run_cleanup(body.dry_run, body.policies))
 
     _install_health(app, state)
+    install_web(app, service, state.clock)
     return app
 
 

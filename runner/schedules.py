@@ -179,6 +179,14 @@ def _changes(
         t, before = change, after
 
 
+def clock_changes(
+    zone: ZoneInfo, start: datetime, end: datetime
+) -> list[tuple[datetime, timedelta, timedelta]]:
+    """Each change of ``zone``'s UTC offset in ``(start, end]``: its instant (UTC), the
+    offset before and the offset after."""
+    return list(_changes(zone, _utc(start), _utc(end)))
+
+
 def _next_fixed(step: _WallStep, t: datetime, zone: ZoneInfo) -> datetime | None:
     """The first fire strictly after instant ``t`` of wall times ``step`` under the fixed rule."""
     wall = _wall(t, zone)
@@ -276,6 +284,11 @@ def _cron_fields(expression: str) -> list[str]:
     if "w" in fields[2].lower():
         raise ValueError(f"cron expression {expression!r}: W (nearest weekday) is not supported")
     return fields
+
+
+def cron_fields(expression: str) -> list[str]:
+    """The five fields of a valid cron ``expression``, macros such as ``@daily`` expanded."""
+    return _cron_fields(expression)
 
 
 @lru_cache(maxsize=4096)

@@ -522,13 +522,17 @@ class Store:
             await conn.execute(update(events).where(events.c.name == name).values(values))
             return True
 
-    async def history(self, name: str | None = None, limit: int = 50) -> list[ExecutionRow]:
-        """The latest executions (of ``name``, or of all events), newest first."""
+    async def history(
+        self, name: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[ExecutionRow]:
+        """The latest executions (of ``name``, or of all events), newest first, skipping the
+        ``offset`` newest (to page back)."""
         query = (
             select(executions, events.c.name)
             .join(events, events.c.id == executions.c.event_id)
             .order_by(executions.c.scheduled_time.desc(), executions.c.attempt.desc())
             .limit(limit)
+            .offset(offset)
         )
         if name is not None:
             query = query.where(events.c.name == name)
