@@ -51,6 +51,7 @@ class Mark:
     x: float
     kind: str
     label: str
+    x2: float | None = None  # where a band (kind ``band``) ends
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,17 @@ def fires(spec: EventSpec, after: datetime, until: datetime | None, limit: int) 
 
 
 def future_marks(window: Window, spec: EventSpec, zone: ZoneInfo) -> list[Mark]:
-    """A mark per fire of ``spec`` in the window after ``now``."""
-    return [
+    """A mark per fire of ``spec`` in the window after ``now``; past ``MAX_FIRES`` of them,
+    a band from the last one to the window's end instead of the rest."""
+    times = fires(spec, window.now, window.end, MAX_FIRES + 1)
+    marks = [
         Mark(window.x(t), "next", f"next: {words.local(t, zone)} ({words.utc(t)})")
-        for t in fires(spec, window.now, window.end, MAX_FIRES)
+        for t in times[:MAX_FIRES]
     ]
+    if len(times) > MAX_FIRES:
+        label = f"more than {MAX_FIRES} fires in the next {HOURS} h"
+        marks.append(Mark(marks[-1].x, "band", label, x2=WIDTH))
+    return marks
 
 
 def ticks(window: Window, every_hours: int = 6) -> list[Tick]:

@@ -131,10 +131,10 @@ def _summary(past: list[timeline.Mark], coming: list[timeline.Mark], truncated: 
     counts = Counter(m.kind for m in past)
     done = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(counts.items()))
     latest = " (the latest shown)" if truncated else ""
-    return (
-        f"Last {timeline.HOURS} h: {done or 'no occurrences'}{latest}. "
-        f"Next {timeline.HOURS} h: {len(coming)} fire{'s' if len(coming) != 1 else ''}."
-    )
+    bands = [m.label for m in coming if m.kind == "band"]
+    fires = bands[0] if bands else words.count(len(coming), "fire")
+    hours = timeline.HOURS
+    return f"Last {hours} h: {done or 'no occurrences'}{latest}. Next {hours} h: {fires}."
 
 
 async def event_page(

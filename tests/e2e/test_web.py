@@ -150,6 +150,9 @@ def test_overview_shows_outcomes_next_fires_and_the_timeline(
     # The next 24 hours hold exactly one fire of the daily Berlin cron.
     expect(row("berlin").locator(".mark.o-next")).to_have_count(1)
     expect(row("berlin")).to_contain_text("Next 24 h: 1 fire.")
+    # Every 2 s is more fires than marks: the rest of the day is a band.
+    expect(row("fails").locator(".mark.o-band")).to_have_count(1)
+    expect(row("fails")).to_contain_text("more than 240 fires in the next 24 h")
     _shot(page, tmp_path, "overview")
 
 

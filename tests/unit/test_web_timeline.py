@@ -160,3 +160,14 @@ def test_the_shown_spec_leaves_out_a_commands_env_and_cwd() -> None:
     assert "secret" not in repr(shown)
     assert "/srv" not in repr(shown)
     assert "PGPASSWORD" not in repr(shown)
+
+
+def test_a_dense_schedule_shows_as_a_band_to_the_windows_end() -> None:
+    every_second = spec({"every": "1s", "timezone": "UTC"})
+    window = timeline.Window.around(utc("2026-12-01T12:00:00"))
+    marks = timeline.future_marks(window, every_second, ZoneInfo("UTC"))
+    assert [m.kind for m in marks].count("next") == timeline.MAX_FIRES
+    band = marks[-1]
+    assert band.kind == "band"
+    assert band.x2 == timeline.WIDTH
+    assert band.label == f"more than {timeline.MAX_FIRES} fires in the next 24 h"
