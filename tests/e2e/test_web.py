@@ -191,8 +191,8 @@ def test_history_shows_errors_output_tails_and_pages_back(
     page: Page, server: ApiServer, tmp_path: Path
 ) -> None:
     page.goto("/events/fails")
-    first = page.locator("#history tbody tr").first
-    expect(first).to_contain_text("failed")
+    # The newest row may still be running; the newest failed one has it all.
+    first = page.locator("#history tbody tr", has=page.locator(".badge.o-failed")).first
     expect(first.locator("td.error")).to_contain_text("exit code 3")
     expect(first.locator("td.error details")).to_contain_text("boom")
     expect(first.locator("td.num").last).to_contain_text(" s")
@@ -310,3 +310,25 @@ def test_pages_keep_the_host_check_and_hide_secrets(server: ApiServer) -> None:
     missing = httpx.get(f"{server.base_url}/events/no-such-event")
     assert missing.status_code == 404
     assert "No event named" in missing.text
+
+
+def test_keyboard_and_landmarks(page: Page, server: ApiServer, tmp_path: Path) -> None:
+    page.goto("/events/manual")
+    expect(page.get_by_role("banner")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Pages", exact=True)).to_be_visible()
+    expect(page.get_by_role("main")).to_be_visible()
+    expect(page.get_by_role("contentinfo")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("main")).to_be_focused()
+    # The token field and the buttons are reached and pressed from the keyboard alone.
+    page.get_by_label("API token").focus()
+    page.keyboard.type(TOKEN)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Run now")).to_be_focused()
+    before = len(_executions(server, "manual"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#action-result")).to_contain_text("Run requested")
+    wait_for(lambda: len(_executions(server, "manual")) > before, what="the keyboard's run")
+    _shot(page, tmp_path, "keyboard")
