@@ -28,7 +28,8 @@ def spec(schedule: dict[str, Any], **fields: Any) -> EventSpec:
 
 def execution(scheduled: datetime, outcome: str, attempt: int = 1) -> ExecutionRow:
     return ExecutionRow(
-        id=1,
+        execution_id=1,
+        event_id=1,
         event="e",
         scheduled_time=scheduled,
         attempt=attempt,
