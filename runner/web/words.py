@@ -31,10 +31,15 @@ def schedule(spec: Mapping[str, Any]) -> str:
 
 
 def _cron(expression: str) -> str:
+    """The expression in words; the expression itself if cron-descriptor cannot say it
+    (a page must not fail over one schedule's wording)."""
     options = Options()
     options.use_24hour_time_format = True
-    fields = " ".join(schedules.cron_fields(expression))
-    described: str = ExpressionDescriptor(fields, options).get_description()
+    try:
+        fields = " ".join(schedules.cron_fields(expression))
+        described: str = ExpressionDescriptor(fields, options).get_description()
+    except Exception:
+        return f"Cron {expression}"
     return described
 
 

@@ -130,6 +130,8 @@ def test_axis_ticks_every_six_hours_of_utc() -> None:
             "Every week, from 2026-11-30T09:00:00 (UTC)",
         ),
         ({"at": "2026-12-01T10:00:00", "timezone": "UTC"}, "Once, at 2026-12-01T10:00:00 (UTC)"),
+        ({"cron": "0 0 L * *", "timezone": "UTC"}, "At 00:00, on the last day of the month (UTC)"),
+        ({"cron": "not a cron", "timezone": "UTC"}, "Cron not a cron (UTC)"),
     ],
 )
 def test_schedules_in_words(schedule: dict[str, Any], said: str) -> None:
