@@ -254,10 +254,15 @@ def _install_health(app: FastAPI, state: State) -> None:
 
 async def _readiness(state: State) -> dict[str, dict[str, Any]]:
     database: dict[str, Any] = {"ok": True}
-    try:
-        await state.service.store.config_state()
-    except Exception as exc:
-        database = {"ok": False, "error": str(exc)}
+    # First whether writes last (a read may well succeed on a deleted file), then a read.
+    problem = state.service.store.problem()
+    if problem is None:
+        try:
+            await state.service.store.config_state()
+        except Exception as exc:
+            problem = str(exc)
+    if problem is not None:
+        database = {"ok": False, "error": problem}
     error = state.config_error()
     beat = state.heartbeat()
     stale_after = timedelta(seconds=max(3 * state.check_interval(), 10))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner import occurrences
@@ -39,6 +40,7 @@ from runner.jobs import JobResult
 from runner.plan import Plan, Stored
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
+from runner.store.locks import sqlite_path
 from runner.store.tables import (
     UTCDateTime,
     cleanup_configs,
@@ -155,6 +157,8 @@ class Store:
         # SQLite has one writer at a time. Taking turns here, rather than in SQLite's busy
         # handler (which sleeps and retries), keeps this process's writes quick.
         self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self.write_error: str | None = None  # why the latest write failed, if it did
+        self._file: tuple[str, tuple[int, int]] | None = None  # an SQLite file, as opened
 
     @classmethod
     async def open(cls, url: str, database_clock: bool | None = None) -> Store:
@@ -165,7 +169,25 @@ class Store:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, database_clock)
+        store = cls(engine, database_clock)
+        path = sqlite_path(url)
+        if path is not None:
+            store._file = (path, _identity(path))
+        return store
+
+    def problem(self) -> str | None:
+        """Why what is written may not last, or None: the latest write failed (a full
+        disk, a lost connection), or the SQLite file opened is no longer at its path (a
+        deleted file takes writes, to the deleted inode, until the process ends)."""
+        if self._file is not None:
+            path, opened = self._file
+            try:
+                now = _identity(path)
+            except FileNotFoundError:
+                return f"the database file {path} was deleted"
+            if now != opened:
+                return f"the database file {path} was replaced"
+        return self.write_error
 
     def _lease_now(self, now: datetime) -> Any:
         """The instant leases are compared with."""
@@ -189,7 +211,10 @@ class Store:
             async with turn, engines.write_transaction(self.engine) as conn:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
+            if isinstance(exc, OperationalError | InterfaceError | OSError):
+                self.write_error = f"database write failed: {exc}"  # not a refused value
             raise StoreError(f"database write failed: {exc}") from exc
+        self.write_error = None
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -647,6 +672,11 @@ class Store:
             for execution_id in running.scalars():
                 del recorded[execution_id]
             return recorded
+
+
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 async def _settle(

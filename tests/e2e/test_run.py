@@ -18,9 +18,12 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.e2e.api_helpers import free_port
 from tests.e2e.helpers import (
     DB_NAME,
     RunnerProcess,
@@ -728,3 +731,92 @@ def test_a_killed_runners_job_group_is_stopped_before_its_retry(runner: RunnerPr
         assert runner.logged("stopped process group"), runner.log_text()
     finally:
         kill_groups(leader_pid)
+
+
+# --- 14. readiness tells whether what is written lasts ---------------------------------------
+
+
+def readiness(port: int) -> tuple[int, dict[str, Any]]:
+    """``/readyz``: the status code and the database check."""
+    response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    database: dict[str, Any] = response.json()["data"]["checks"]["database"]
+    return response.status_code, database
+
+
+def wait_not_ready(port: int) -> dict[str, Any]:
+    """Wait for ``/readyz`` to answer 503; return its database check."""
+
+    def failing() -> dict[str, Any] | None:
+        status, database = readiness(port)
+        return database if status == 503 else None
+
+    return wait_for(failing, what="readiness to fail")
+
+
+def test_readiness_fails_when_the_database_file_is_deleted(runner: RunnerProcess) -> None:
+    port = free_port()
+    runner.write_config([sh("tick", "true", {"every": "1s"})], api={"listen": f"127.0.0.1:{port}"})
+    runner.start()
+    runner.wait_runs("tick", 1)
+    assert readiness(port)[0] == 200
+
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+        (runner.cwd / name).unlink(missing_ok=True)
+    database = wait_not_ready(port)
+    assert database["ok"] is False
+    # Deleted, or replaced by the empty file a new connection creates at the same path.
+    assert re.search("the database file .* was (deleted|replaced)", database["error"]), database
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs under ``tmp_path`` (mounting needs root: skipped without it)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` up; returns the file that holds the space."""
+    filler = disk / "filler"
+    with filler.open("wb") as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+                file.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_readiness_fails_while_the_disk_is_full_and_recovers(
+    runner: RunnerProcess, small_disk: Path
+) -> None:
+    port = free_port()
+    runner.write_config(
+        [sh("tick", "echo $RUNNER_EXECUTION_ID", {"every": "1s"})],
+        api={"listen": f"127.0.0.1:{port}"},
+        database="sqlite:///disk/runner.db",
+    )
+    try:
+        runner.start()
+        wait_for(lambda: readiness(port)[0] == 200, what="ready")
+        filler = fill(small_disk)
+        database = wait_not_ready(port)
+        assert "full" in str(database["error"]), database
+        assert runner.alive
+
+        filler.unlink()
+        wait_for(lambda: readiness(port)[0] == 200, what="ready again once writes succeed")
+    finally:
+        runner.close()
