@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner import occurrences
+from runner.dburl import sqlite_file
 from runner.dispatch import Decision, DueEvent, Record, settle
 from runner.errors import Conflict, StoreError
 from runner.housekeeper import Report as CleanupReport
@@ -40,7 +41,6 @@ from runner.jobs import JobResult
 from runner.plan import Plan, Stored
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
-from runner.store.locks import sqlite_path
 from runner.store.tables import (
     UTCDateTime,
     cleanup_configs,
@@ -170,7 +170,7 @@ class Store:
             await engine.dispose()
             raise
         store = cls(engine, database_clock)
-        path = sqlite_path(url)
+        path = sqlite_file(url)
         if path is not None:
             store._file = (path, _identity(path))
         return store
