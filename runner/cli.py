@@ -16,6 +16,7 @@ from runner.errors import ConfigError, NotFound, RunnerError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from runner.plan import Plan
     from runner.specs import Config, EventSpec
     from runner.store.sql import Store
 
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
     )
+    plan.add_argument("--format", choices=["text", "json"], default="text")
     apply = command("apply", cmd_apply, "reconcile the config into the database once")
     apply.add_argument(
         "--allow-empty", action="store_true", help="allow a config that deletes every event"
@@ -152,21 +154,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = _load(args)
 
     async def show(store: Store) -> int:
-        from runner import reconciler
+        from zoneinfo import ZoneInfo
 
-        result = await reconciler.plan(store, config)
-        for change in result.changes:
-            print(change.render())
-        for conflict in result.conflicts:
-            print(f"! conflict: {conflict}")
-        if result.refused_empty:
-            print(f"! refused: {reconciler.EMPTY_REFUSAL}")
-        print(result.summary())
+        from runner import plan, reconciler, views
+
+        result = plan.with_fire_times(await reconciler.plan(store, config), config, _now())
+        if args.format == "json":
+            print(json.dumps(views.plan_json(result), indent=2))
+        else:
+            zones = {e.name: ZoneInfo(e.schedule["timezone"]) for e in config.events}
+            text = views.plan_text(result, zones)
+            print("\n".join(filter(None, [text, _refusal(result), result.summary()])))
         if result.conflicts or result.refused_empty:
             return EXIT_FAIL  # apply would refuse this config: a CI check must fail
         return EXIT_CHANGES if args.detailed_exitcode and not result.empty else EXIT_OK
 
     return _with_store(args, config, show)
+
+
+def _refusal(result: Plan) -> str:
+    from runner import reconciler
+
+    return f"! refused: {reconciler.EMPTY_REFUSAL}" if result.refused_empty else ""
 
 
 def cmd_apply(args: argparse.Namespace) -> int:

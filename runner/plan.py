@@ -1,17 +1,21 @@
 """Reconcile planning: what a config asks for against what the database holds. Pure.
 
-The plan names each create, update and delete, and whether an update moves the
-schedule (and so resets the next fire time) or leaves runtime state alone. An event that
-leaves the config is retired, not erased (its history stays until retention); declared
-again, it is created anew on the same row, history and all.
+The plan names each create, update and delete, the values an update changes (old and
+new, down to the nested field), and whether it moves the schedule (and so resets the next
+fire time) or leaves runtime state alone; :func:`with_fire_times` adds the next fire
+times of what it schedules anew. An event that leaves the config is retired, not erased
+(its history stays until retention); declared again, it is created anew on the same row,
+history and all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
+from runner import occurrences
 from runner.specs import CleanupSpec, Config, EventSpec
 
 Action = Literal["create", "update", "delete"]
@@ -31,8 +35,20 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class FieldChange:
+    """One value an update changes: ``field`` is a dotted path (``schedule.every``); an
+    absent side is None."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
 class Change:
-    """One step of a plan. ``fields`` lists the top-level fields an update changes."""
+    """One step of a plan. ``fields`` lists the top-level fields an update changes,
+    ``values`` each changed value; ``fires`` the next fire times of an event it creates or
+    reschedules (filled in by :func:`with_fire_times`)."""
 
     action: Action
     kind: Kind
@@ -40,6 +56,8 @@ class Change:
     fields: tuple[str, ...] = ()
     reschedule: bool = False
     revive: bool = False  # a create that brings a retired event back, with its history
+    values: tuple[FieldChange, ...] = ()
+    fires: tuple[datetime, ...] = ()
 
     def render(self) -> str:
         sign = {"create": "+", "update": "~", "delete": "-"}[self.action]
@@ -113,14 +131,48 @@ def _diff_kind(
         if current is None or current.retired:
             yield Change("create", kind, spec.name, revive=current is not None)
         elif current.source == "config" and current.spec_hash != spec.spec_hash:
-            new = spec.to_json()
-            changed = tuple(
-                sorted(
-                    k for k in new.keys() | current.spec.keys() if new.get(k) != current.spec.get(k)
-                )
-            )
+            values = tuple(changed_values(current.spec, spec.to_json()))
+            fields = tuple(sorted({v.field.split(".", 1)[0] for v in values}))
             moved = isinstance(spec, EventSpec) and spec.schedule_hash != current.schedule_hash
-            yield Change("update", kind, spec.name, changed, moved)
+            yield Change("update", kind, spec.name, fields, reschedule=moved, values=values)
     for name in sorted(stored.keys() - declared):
         if stored[name].source == "config" and not stored[name].retired:
             yield Change("delete", kind, name)
+
+
+def changed_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[FieldChange]:
+    """Each value that differs, by dotted path, sorted; mappings are compared field by
+    field, anything else (lists included) as a whole."""
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            for inner in changed_values(before, after):
+                yield FieldChange(f"{key}.{inner.field}", inner.old, inner.new)
+        else:
+            yield FieldChange(key, before, after)
+
+
+def with_fire_times(plan: Plan, config: Config, now: datetime, count: int = 3) -> Plan:
+    """``plan`` with the next ``count`` fire times (after ``now``) of each event it
+    creates or whose schedule it changes."""
+    specs = {spec.name: spec for spec in config.events}
+
+    def timed(change: Change) -> Change:
+        scheduled = change.action == "create" or change.reschedule
+        if change.kind != "event" or not scheduled or change.name not in specs:
+            return change
+        return replace(change, fires=tuple(_fires(specs[change.name], now, count)))
+
+    return replace(plan, changes=tuple(timed(c) for c in plan.changes))
+
+
+def _fires(spec: EventSpec, now: datetime, count: int) -> Iterator[datetime]:
+    """Where the event starts once applied (as apply computes it), then what follows."""
+    fire = occurrences.first_fire(spec, now)
+    for _ in range(count):
+        if fire is None:
+            return
+        yield fire
+        fire = occurrences.next_fire(spec, fire)

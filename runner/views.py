@@ -1,5 +1,5 @@
 """How runner shows things: the JSON shapes of events and executions, the CLI's tables,
-its validation reports (text, JSON, GitHub annotations) and cleanup reports.
+its validation reports (text, JSON, GitHub annotations), plans and cleanup reports.
 
 Pure formatting, no I/O, and cheap to import: the CLI loads it for every command, so it
 imports nothing from the database stack (the row types are only named for type checks).
@@ -8,6 +8,7 @@ imports nothing from the database stack (the row types are only named for type c
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from runner.config import Report as ValidationReport
     from runner.errors import Problem
     from runner.housekeeper import Report as CleanupReport
+    from runner.plan import Plan
     from runner.store.sql import EventRow, ExecutionRow
 
 
@@ -51,6 +53,53 @@ def _validation_json(report: ValidationReport) -> dict[str, Any]:
             "revision": config.revision,
         }
     return summary
+
+
+# --- plans ------------------------------------------------------------------------------
+
+
+def plan_text(plan: Plan, zones: Mapping[str, tzinfo]) -> str:
+    """A plan for people: each change, under an update each value ``old → new``, under a
+    created or rescheduled event its next fire times (in ``zones[name]`` and UTC)."""
+    lines = []
+    for change in plan.changes:
+        lines.append(change.render())
+        lines.extend(f"    {v.field}: {_value(v.old)} → {_value(v.new)}" for v in change.values)
+        zone = zones.get(change.name)
+        if change.fires and zone is not None:
+            lines.append("    next: " + fire_time(change.fires[0], zone))
+            lines.extend("          " + fire_time(f, zone) for f in change.fires[1:])
+    lines.extend(f"! conflict: {conflict}" for conflict in plan.conflicts)
+    return "\n".join(lines)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """A plan for tools: every change with its old and new values and next fire times."""
+    return {
+        "changes": [
+            {
+                "action": c.action,
+                "kind": c.kind,
+                "name": c.name,
+                "reschedule": c.reschedule,
+                "values": [{"field": v.field, "old": v.old, "new": v.new} for v in c.values],
+                "next_fires": [_utc_text(f) for f in c.fires],
+            }
+            for c in plan.changes
+        ],
+        "conflicts": list(plan.conflicts),
+        "refused_empty": plan.refused_empty,
+        "counts": {a: plan.count(a) for a in ("create", "update", "delete")},
+    }
+
+
+def _value(value: Any) -> str:
+    """A config value as it would be written: JSON, ``(absent)`` for a missing side."""
+    return "(absent)" if value is None else json.dumps(value, sort_keys=True)
+
+
+def _utc_text(t: datetime) -> str:
+    return f"{t:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def problem_json(p: Problem) -> dict[str, Any]:
