@@ -19,11 +19,11 @@ import os
 import shlex
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -49,6 +49,7 @@ from runner.specs import (
 from runner.yamlsource import Parsed, parse, render_path
 
 YAML_SUFFIXES = (".yaml", ".yml")
+Severity = Literal["error", "warning"]
 
 
 @functools.cache
@@ -138,13 +139,18 @@ def validate(
     paths: Sequence[str | os.PathLike[str]],
     environ: Mapping[str, str],
     now: datetime,
+    unset: Severity = "error",
 ) -> Report:
-    """Read and check every file under ``paths``. Never raises for bad input."""
+    """Read and check every file under ``paths``. Never raises for bad input.
+
+    ``unset`` is the severity of a ``${VAR}`` whose variable is not set: an error for what
+    will apply the config, a warning for ``runner validate`` (CI has no production secrets).
+    """
     files = config_files(paths)
     if not files:
         where = ", ".join(str(p) for p in paths)
         return Report(None, [Problem(where, 0, 0, "no *.yaml or *.yml config file found")])
-    builder = _Builder(environ, now)
+    builder = _Builder(environ, now, unset)
     for file in files:
         builder.add_file(file)
     return builder.finish()
@@ -161,13 +167,22 @@ def validate_data(
 
 
 class _Builder:
-    """Collects declarations across files, then resolves them into one Config."""
+    """Collects declarations across files, then resolves them into one Config.
 
-    def __init__(self, environ: Mapping[str, str], now: datetime) -> None:
+    Every problem of every kind comes out of one run: a document with schema problems is
+    still resolved, without the declarations those problems make unreadable, so a bad
+    cron in one event shows beside a wrong type in another.
+    """
+
+    def __init__(
+        self, environ: Mapping[str, str], now: datetime, unset: Severity = "error"
+    ) -> None:
         self.environ = environ
         self.now = now
+        self.unset = unset
         self.problems: list[Problem] = []
         self.documents: list[tuple[str, Parsed]] = []
+        self.unknown: list[tuple[str, str]] = []  # (file, rendered path) of unset values
 
     def add_file(self, path: Path) -> None:
         name = str(path)
@@ -187,59 +202,99 @@ class _Builder:
     def add_document(self, name: str, parsed: Parsed) -> None:
         if parsed.data is None:
             parsed.data = {}
+        self.problems.extend(replace(p, severity=self.unset) for p in parsed.unset)
+        self.unknown.extend((name, render_path(path)) for path in parsed.unknown)
         non_finite = _non_finite(name, parsed)
-        flagged = {p.path for p in non_finite}
-        schema_problems = non_finite + [
-            p for p in _schema_problems(name, parsed) if p.path not in flagged
-        ]
-        self.problems.extend(schema_problems)
-        if not schema_problems:
-            self.documents.append((name, parsed))
+        flagged = set(non_finite)
+        problems, unreadable = _schema_problems(name, parsed, flagged)
+        self.problems.extend([*non_finite.values(), *problems])
+        readable = _without(parsed.data, unreadable | {_part(path) for path in flagged})
+        if isinstance(readable, dict):
+            self.documents.append((name, replace(parsed, data=readable)))
 
     def finish(self, settings: Settings | None = None) -> Report:
-        if self.problems:
-            return Report(None, self.problems)
         resolver = _Resolver(self.environ, self.now, self.documents, settings)
         config = resolver.resolve()
-        problems = resolver.problems
+        found = [*self.problems, *(p for p in resolver.problems if not self._unknown(p))]
+        problems = sorted(found)  # by file, line and column, as an editor lists them
         errors = [p for p in problems if p.severity == "error"]
         return Report(None if errors else config, problems)
+
+    def _unknown(self, problem: Problem) -> bool:
+        """Whether ``problem`` judges a value that came from an unset variable."""
+        return any(
+            problem.file == file
+            and (problem.path == path or problem.path.startswith((f"{path}.", f"{path}[")))
+            for file, path in self.unknown
+        )
+
+
+_GONE = object()
+
+
+def _without(data: Any, removed: set[tuple[Any, ...]], at: tuple[Any, ...] = ()) -> Any:
+    """``data`` without the parts at ``removed``: a mapping drops the key, a list keeps a
+    None in the item's place (so the others keep their index, and their line numbers)."""
+    if at in removed:
+        return _GONE
+    if isinstance(data, dict):
+        kept = {k: _without(v, removed, (*at, k)) for k, v in data.items()}
+        return {k: v for k, v in kept.items() if v is not _GONE}
+    if isinstance(data, list):
+        items = [_without(v, removed, (*at, i)) for i, v in enumerate(data)]
+        return [None if v is _GONE else v for v in items]
+    return data
 
 
 # --- JSON Schema ------------------------------------------------------------------------
 
 
-def _non_finite(file: str, parsed: Parsed) -> list[Problem]:
-    """NaN and the infinities, wherever they stand: no field means them, and JSON (the
-    database, the API) cannot hold them. JSON Schema's ``number`` admits them."""
-    found: list[Problem] = []
+def _non_finite(file: str, parsed: Parsed) -> dict[tuple[Any, ...], Problem]:
+    """NaN and the infinities, wherever they stand, by path: no field means them, and JSON
+    (the database, the API) cannot hold them. JSON Schema's ``number`` admits them."""
+    found: dict[tuple[Any, ...], Problem] = {}
     pending: list[tuple[tuple[Any, ...], Any]] = [((), parsed.data)]
     while pending:
         path, value = pending.pop()
         if isinstance(value, float) and not math.isfinite(value):
             line, col = parsed.mark(path)
             message = f"must be a finite number, not {value}"
-            found.append(Problem(file, line, col, message, render_path(path)))
+            found[path] = Problem(file, line, col, message, render_path(path))
         elif isinstance(value, dict):
             pending.extend(((*path, k), v) for k, v in value.items())
         elif isinstance(value, list):
             pending.extend(((*path, i), v) for i, v in enumerate(value))
-    return sorted(found)
+    return found
 
 
-def _schema_problems(file: str, parsed: Parsed) -> list[Problem]:
-    # One problem per place and message: jsonschema reports each missing field apart.
-    return list(dict.fromkeys(_each_schema_problem(file, parsed)))
-
-
-def _each_schema_problem(file: str, parsed: Parsed) -> Iterable[Problem]:
+def _schema_problems(
+    file: str, parsed: Parsed, flagged: set[tuple[Any, ...]]
+) -> tuple[list[Problem], set[tuple[Any, ...]]]:
+    """The schema's problems (one per place and message: jsonschema reports each missing
+    field apart), leaving out those about values of unset variables and those at
+    ``flagged`` paths (reported already); and the parts they make unreadable: an unknown
+    field itself, else the part of the document (:func:`_part`) the problem is in."""
+    problems: dict[Problem, None] = {}
+    unreadable: set[tuple[Any, ...]] = set()
     for error in _validator().iter_errors(parsed.data):
         path = tuple(error.absolute_path)
-        if error.validator == "additionalProperties":
-            yield from _unknown_fields(file, parsed, error, path)
+        if path in flagged or any(path[: len(u)] == u for u in parsed.unknown):
             continue
+        if error.validator == "additionalProperties":
+            for problem, key_path in _unknown_fields(file, parsed, error, path):
+                problems[problem] = None
+                unreadable.add(key_path)
+            continue
+        unreadable.add(_part(path))
         line, col = parsed.mark(path)
-        yield Problem(file, line, col, _message(error), render_path(path))
+        problems[Problem(file, line, col, _message(error), render_path(path))] = None
+    return list(problems), unreadable
+
+
+def _part(path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The part of a document a bad value at ``path`` makes unreadable: its declaration
+    (``events[2]``), its settings section (``settings.api``), else the whole document."""
+    return path[:2] if path[:1] in (("events",), ("cleanup",), ("settings",)) else ()
 
 
 def _message(error: ValidationError) -> str:
@@ -262,7 +317,7 @@ def _message(error: ValidationError) -> str:
 
 def _unknown_fields(
     file: str, parsed: Parsed, error: ValidationError, path: tuple[Any, ...]
-) -> Iterable[Problem]:
+) -> Iterable[tuple[Problem, tuple[Any, ...]]]:
     schema: Any = error.schema
     instance: Any = error.instance
     known = list(schema.get("properties", {}))
@@ -272,7 +327,7 @@ def _unknown_fields(
         line, col = parsed.key_marks.get((*path, key), parsed.mark(path))
         hint = difflib.get_close_matches(str(key), known, n=1)
         message = f"unknown field '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-        yield Problem(file, line, col, message, render_path((*path, key)))
+        yield Problem(file, line, col, message, render_path((*path, key))), (*path, key)
 
 
 def _a(types: str | list[str]) -> str:
@@ -351,6 +406,8 @@ class _Resolver:
         first: dict[str, Source] = {}
         for file, parsed in self.documents:
             for index, data in enumerate(parsed.data.get(section) or []):
+                if data is None:
+                    continue  # unreadable: its schema problems are reported
                 where = (file, parsed, (section, index))
                 line, col = parsed.mark((section, index, "name"))
                 name = data["name"]
@@ -454,13 +511,14 @@ class _Resolver:
         file, parsed, path = where
         normal = dict(raw)
         normal.setdefault("timezone", settings.timezone)
-        if not _zone_exists(normal["timezone"]):
-            field_path = (*path, "timezone") if "timezone" in raw else path
-            self.problem((file, parsed, field_path), _unknown_zone(normal["timezone"]))
-            return None
-        if "cron" in raw and (message := schedules.check_cron(raw["cron"])):
-            self.problem((file, parsed, (*path, "cron")), message)
-            return None
+        bad_zone = not _zone_exists(normal["timezone"])
+        if bad_zone and "timezone" in raw:  # else settings.timezone is reported, once
+            self.problem((file, parsed, (*path, "timezone")), _unknown_zone(normal["timezone"]))
+        bad_cron = "cron" in raw and (message := schedules.check_cron(raw["cron"]))
+        if bad_cron:
+            self.problem((file, parsed, (*path, "cron")), str(message))
+        if bad_zone or bad_cron:
+            return None  # both reported: a bad zone does not hide a bad cron
         try:
             schedule = schedules.from_spec(normal, settings.timezone)
         except (ValueError, OverflowError) as exc:

@@ -48,11 +48,18 @@ _Loader.yaml_implicit_resolvers = {
 
 @dataclass
 class Parsed:
-    """The data of one YAML document, and where each part of it stands."""
+    """The data of one YAML document, and where each part of it stands.
+
+    ``unset`` holds a problem for each ``${VAR}`` whose variable is not set (the caller
+    decides whether that is an error); such a value keeps its ``${VAR}`` text, and
+    ``unknown`` lists where those values stand, so no check judges a value nobody knows.
+    """
 
     data: Any
     marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    unset: list[Problem] = field(default_factory=list)
+    unknown: set[Path] = field(default_factory=set)
 
     def mark(self, path: Path) -> tuple[int, int]:
         """Line and column of ``path``, or of its nearest ancestor that has one."""
@@ -66,7 +73,8 @@ class _Abort(Exception):
 
 
 def parse(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, list[Problem]]:
-    """Parse one YAML document. Problems are returned, never raised."""
+    """Parse one YAML document. Problems are returned, never raised; an unset variable is
+    not one of them but is noted in :attr:`Parsed.unset`."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -80,7 +88,8 @@ def parse(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, lis
         if walker.problems:
             return Parsed(None), walker.problems
         data = loader.construct_document(node)
-        return Parsed(data, walker.marks, walker.key_marks), []
+        parsed = Parsed(data, walker.marks, walker.key_marks, walker.unset, walker.unknown)
+        return parsed, []
     except yaml.MarkedYAMLError as exc:
         return Parsed(None), [_yaml_problem(file, exc)]
     except yaml.YAMLError as exc:
@@ -127,6 +136,8 @@ class _Walker:
         self.loader = loader
         self.budget = max(_EXPANSION_FLOOR, _EXPANSION_FACTOR * distinct)
         self.problems: list[Problem] = []
+        self.unset: list[Problem] = []
+        self.unknown: set[Path] = set()
         self.marks: dict[Path, tuple[int, int]] = {}
         self.key_marks: dict[Path, tuple[int, int]] = {}
         self._substituted: set[int] = set()
@@ -193,14 +204,25 @@ class _Walker:
             return
         self._substituted.add(id(node))
         original = node.value
-        node.value = _VAR.sub(lambda m: self._replacement(m, node, path), original)
+        missing = [m for m in _VAR.finditer(original) if self._value(m) is None]
+        for match in missing:
+            line, col = _at(node)
+            name = match.group(2)
+            message = f"environment variable {name} is not set (write ${{{name}:-default}})"
+            self.unset.append(Problem(self.file, line, col, message, _render(path)))
+        if missing:
+            self.unknown.add(path)
+            return  # the value stays as written: what it will be is not known here
+        node.value = _VAR.sub(lambda m: self._value(m) or "", original)
         whole = _VAR.fullmatch(original)
         plain = not node.style  # None from PyYAML's parser, "" from libyaml's
         if plain and whole and not whole.group(1):
             # A plain `timeout: ${TIMEOUT}` becomes a number, as if written in place.
             node.tag = self.loader.resolve(ScalarNode, node.value, (True, False))
 
-    def _replacement(self, match: re.Match[str], node: ScalarNode, path: Path) -> str:
+    def _value(self, match: re.Match[str]) -> str | None:
+        """What ``${NAME}`` (or ``${NAME:-default}``, ``$${...}``) stands for; None when the
+        variable is unset (or empty) and there is no default."""
         escaped, name, default = match.groups()
         if escaped:
             return match.group(0)[1:]
@@ -209,11 +231,7 @@ class _Walker:
             return value
         if default is not None:
             return default
-        if value is None:
-            line, col = _at(node)
-            message = f"environment variable {name} is not set (write ${{{name}:-default}})"
-            self.problems.append(Problem(self.file, line, col, message, _render(path)))
-        return ""
+        return None if value is None else ""
 
 
 def _render(path: Path) -> str:
