@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--format", choices=["text", "json", "github"], default="text")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.add_argument(
+        "--check-imports",
+        action="store_true",
+        help="import each function and check that its parameters fit its signature",
+    )
     _config_flag(validate)
 
     plan = command("plan", cmd_plan, "show what apply would create, update and delete")
@@ -146,6 +151,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     # An unset ${VAR} is a warning here: CI checks configs without the production secrets.
     report = configs.validate(args.paths or [args.config], os.environ, _now(), unset="warning")
+    if args.check_imports and report.config is not None:
+        from runner import imports
+
+        sys.path.insert(0, os.getcwd())  # as `runner run` imports them
+        report.problems = sorted([*report.problems, *imports.check(report.config, os.environ)])
+        if report.errors:
+            report.config = None
     print(views.problems(report, args.format))
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     return EXIT_FAIL if failed else EXIT_OK
