@@ -192,18 +192,18 @@ def _refusal(result: Plan) -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    config = _load(args)
+    from runner import progress, reconciler
 
-    async def run(store: Store) -> int:
-        from runner import reconciler
-
-        result = await reconciler.apply(store, config, _now(), args.allow_empty)
-        for change in result.changes:
-            print(change.render())
-        print(result.summary().replace("Plan:", "Applied:") + f" Revision {config.revision[:12]}.")
-        return EXIT_OK
-
-    return _with_store(args, config, run)
+    with progress.shown(sys.stderr, "reading the config") as steps:
+        config = _load(args)
+        steps.phase(f"applying {len(config.events)} events, {len(config.cleanups)} policies")
+        result = _with_store(
+            args, config, lambda store: reconciler.apply(store, config, _now(), args.allow_empty)
+        )
+    for change in result.changes:
+        print(change.render())
+    print(result.summary().replace("Plan:", "Applied:") + f" Revision {config.revision[:12]}.")
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -290,7 +290,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     """Housekeeping now: the config's policies and those registered through the library."""
     import dataclasses
 
-    from runner import safety, views
+    from runner import progress, safety, views
     from runner.loop import default_runner_id, run_housekeeping
 
     config = _load(args)
@@ -303,15 +303,18 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
         chosen = [p for p in policies if not args.policy or p.name in args.policy]
         protected = safety.own_files(config.files, url)
-        reports = await run_housekeeping(
-            store,
-            chosen,
-            config.settings,
-            _now(),
-            default_runner_id(),
-            protected,
-            args.dry_run,
-        )
+        enabled = sum(1 for p in chosen if p.enabled)
+        with progress.shown(sys.stderr, "cleaning", total=enabled) as steps:
+            reports = await run_housekeeping(
+                store,
+                chosen,
+                config.settings,
+                _now(),
+                default_runner_id(),
+                protected,
+                args.dry_run,
+                finished=lambda _report: steps.done(),
+            )
         if args.json:
             print(json.dumps([dataclasses.asdict(r) for r in reports], indent=2, default=str))
         else:

@@ -378,15 +378,19 @@ async def clean_all(
     dry_run: bool,
     concurrency: int,
     protected_files: Sequence[str] = (),
+    finished: Callable[[Report], None] = lambda _report: None,
 ) -> list[Report]:
-    """Run the enabled policies in priority order (lower first), ``concurrency`` at once."""
+    """Run the enabled policies in priority order (lower first), ``concurrency`` at once;
+    ``finished`` hears of each report as soon as its policy is done (for progress)."""
     ordered = sorted((s for s in specs if s.enabled), key=lambda s: (s.priority, s.name))
     gate = asyncio.Semaphore(concurrency)
 
     async def one(spec: CleanupSpec) -> Report:
         async with gate:
             args = (spec, now, default_retention, dry_run, protected_files)
-            return await asyncio.to_thread(clean, *args)
+            report = await asyncio.to_thread(clean, *args)
+        finished(report)
+        return report
 
     tasks = [asyncio.create_task(one(spec)) for spec in ordered]
     reports = list(await asyncio.gather(*tasks))

@@ -59,8 +59,10 @@ async def run_housekeeping(
     runner_id: str,
     protected_files: Sequence[str] = (),
     dry_run: bool = False,
+    finished: Callable[[CleanupReport], None] = lambda _report: None,
 ) -> list[CleanupReport]:
-    """Run ``policies`` under the housekeeper settings and store the reports."""
+    """Run ``policies`` under the housekeeper settings and store the reports;
+    ``finished`` hears of each as its policy is done."""
     keeper = settings.housekeeper
     reports = await housekeeper.clean_all(
         policies,
@@ -69,6 +71,7 @@ async def run_housekeeping(
         dry_run or keeper.dry_run,
         keeper.concurrent_cleanups,
         protected_files,
+        finished,
     )
     if keeper.report_enabled:
         await store.save_cleanup_reports(reports, runner_id, now)
