@@ -31,7 +31,8 @@ log = logging.getLogger("runner.job")
 
 TAIL_BYTES = 8192  # of stdout and of stderr, kept in the execution's result
 LINE_BYTES = 4096  # longest line logged as one; a longer one is cut
-LINES_PER_CHUNK = 200  # lines logged per 64 KiB of output read
+LOG_RATE = 100.0  # lines per second of each stream logged at length, after...
+LOG_BURST = 1000  # ...a burst of this many; the rest are counted
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 PIPE_GRACE = 2.0  # seconds a command's leftovers may hold its output open after it exits
 
@@ -318,10 +319,12 @@ class _Tail:
 async def _pump(stream: asyncio.StreamReader, tail: _Tail, context: JobContext, name: str) -> None:
     """Log ``stream`` line by line and keep its tail; memory stays bounded.
 
-    At most :data:`LINES_PER_CHUNK` lines of each chunk read are logged, so a job that
-    floods its output cannot hold up the event loop; the rest are counted and said.
+    At most :data:`LOG_BURST` lines, then :data:`LOG_RATE` a second, are logged, so a job
+    that floods its output fills neither the log nor the event loop's time; the rest are
+    counted and said.
     """
     partial, unlogged = b"", 0
+    budget = _Budget(asyncio.get_running_loop().time)
     while chunk := await stream.read(65536):
         tail.add(chunk)
         lines = (partial + chunk).split(b"\n")
@@ -329,9 +332,10 @@ async def _pump(stream: asyncio.StreamReader, tail: _Tail, context: JobContext, 
         if len(partial) > LINE_BYTES:
             lines.append(partial)
             partial = b""
-        for line in lines[:LINES_PER_CHUNK]:
+        allowed = budget.take(len(lines))
+        for line in lines[:allowed]:
             _log_line(line, context, name)
-        unlogged += max(0, len(lines) - LINES_PER_CHUNK)
+        unlogged += len(lines) - allowed
     if partial:
         _log_line(partial, context, name)
     if unlogged:
@@ -339,6 +343,24 @@ async def _pump(stream: asyncio.StreamReader, tail: _Tail, context: JobContext, 
         log.warning(
             "%d lines of %s were not logged (too many, too fast)", unlogged, name, extra=extra
         )
+
+
+class _Budget:
+    """A token bucket of log lines: :data:`LOG_BURST` at once, :data:`LOG_RATE` a second."""
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self.monotonic = monotonic
+        self.tokens = float(LOG_BURST)
+        self.since = monotonic()
+
+    def take(self, wanted: int) -> int:
+        """How many of ``wanted`` lines may be logged now."""
+        now = self.monotonic()
+        self.tokens = min(float(LOG_BURST), self.tokens + (now - self.since) * LOG_RATE)
+        self.since = now
+        granted = min(wanted, int(self.tokens))
+        self.tokens -= granted
+        return granted
 
 
 def _log_line(line: bytes, context: JobContext, stream: str) -> None:

@@ -25,7 +25,16 @@ from typing import Any
 import pytest
 
 from runner import functions, jobs
-from runner.jobs import LINE_BYTES, TAIL_BYTES, JobContext, JobResult, run_command, run_job
+from runner.jobs import (
+    LINE_BYTES,
+    LOG_BURST,
+    LOG_RATE,
+    TAIL_BYTES,
+    JobContext,
+    JobResult,
+    run_command,
+    run_job,
+)
 from runner.specs import CommandJob, EventSpec, FunctionJob, Job
 
 CONTEXT = JobContext(
@@ -281,7 +290,11 @@ async def test_a_huge_line_without_newline_is_logged_in_bounded_pieces(
     assert result.outcome == "succeeded"
     assert peak_mib < 8  # never the whole 10 MB line in memory
     assert result.result["stdout"] == "x" * TAIL_BYTES
-    pieces = [r.getMessage() for r in caplog.records if r.name == "runner.job"]
+    pieces = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "runner.job" and r.levelno == logging.INFO
+    ]
     assert pieces
     assert len(pieces) <= 10_000_000 // LINE_BYTES + 1
     assert all(0 < len(piece) <= LINE_BYTES and set(piece) == {"x"} for piece in pieces)
@@ -300,6 +313,20 @@ async def test_a_flood_of_lines_is_logged_in_part_and_the_rest_counted(
     assert len(logged) + unlogged == 200_000  # every line is either logged or counted
     assert len(logged) < 20_000  # the event loop is not held up logging them all
     assert logged[0].getMessage() == "1"
+
+
+async def test_a_flood_is_logged_at_a_bounded_rate_however_much_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """2 million lines (15 MB): a burst of lines, then a steady trickle, lands in the log."""
+    caplog.set_level(logging.INFO, logger="runner.job")
+    started = time.monotonic()
+    result = await run(sh("seq 1 2000000"), limit=120)
+    elapsed = time.monotonic() - started
+    assert result.outcome == "succeeded"
+    logged = [r for r in caplog.records if r.name == "runner.job" and r.levelno == logging.INFO]
+    assert len(logged) <= LOG_BURST + LOG_RATE * elapsed + 1
+    assert [r.getMessage() for r in logged[:3]] == ["1", "2", "3"]
 
 
 async def test_output_is_logged_line_by_line_with_event_and_stream(
