@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Callable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -50,6 +53,7 @@ from runner.store.tables import (
     state,
 )
 
+T = TypeVar("T")
 CONFIG_STATE = "config"
 PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -253,7 +257,8 @@ class Store:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY}
                 )
             previous = await self._get_state(conn, CONFIG_STATE) or {}
-            plan = planner(*await _declarations(conn))
+            # Planning thousands of events takes a while: not on the event loop.
+            plan = await asyncio.to_thread(planner, *await _declarations(conn))
             if plan.conflicts or plan.refused_empty:
                 return plan, previous
             same = previous.get("revision") == config.revision and not previous.get("error")
@@ -734,33 +739,59 @@ async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[
 
 
 async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: datetime) -> None:
+    """Write ``plan``: one statement per kind of change, each executed for many rows, so
+    a large reload holds the database (and the loop's writes) briefly."""
     specs: dict[tuple[str, str], EventSpec | CleanupSpec] = {
         **{("event", e.name): e for e in config.events},
         **{("cleanup", c.name): c for c in config.cleanups},
     }
-    created: dict[str, list[dict[str, Any]]] = {"event": [], "cleanup": []}
+    created: dict[Table, list[dict[str, Any]]] = defaultdict(list)
+    updated: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = defaultdict(list)
+    gone: dict[Table, list[str]] = defaultdict(list)
     for change in plan.changes:
         table = events if change.kind == "event" else cleanup_configs
         spec = specs.get((change.kind, change.name))
-        if spec is not None and change.action == "create" and not change.revive:
-            created[change.kind].append(
-                _row(spec, config.revision, now) | _runtime(spec, now, True)
-            )
-            continue
-        owned = (table.c.name == change.name) & (table.c.source == "config")
-        if spec is None and table is events:
-            await conn.execute(update(events).where(owned).values(_retired(now)))
-        elif spec is None:
-            await conn.execute(delete(table).where(owned))
+        if spec is None:
+            gone[table].append(change.name)
+        elif change.action == "create" and not change.revive:
+            created[table].append(_row(spec, config.revision, now) | _runtime(spec, now, True))
         else:
             row = _row(spec, config.revision, now)
             del row["created_at"], row["source"]
             if change.reschedule or change.revive:
                 row |= _runtime(spec, now, False) | {"retry_at": None}
-            await conn.execute(update(table).where(owned).values(row))
-    for kind, table in (("event", events), ("cleanup", cleanup_configs)):
-        if created[kind]:
-            await conn.execute(insert(table), created[kind])
+            updated[(table, frozenset(row))].append(row)
+    # In batches: between them the event loop runs (and the batches' parameters fit).
+    for (table, columns), rows in updated.items():
+        for chunk in _batches(rows):
+            await conn.execute(_update_owned(table, columns), [_bound(row) for row in chunk])
+    for table, names in gone.items():
+        for some in _batches(names):
+            owned = table.c.name.in_(some) & (table.c.source == "config")
+            if table is events:
+                await conn.execute(update(events).where(owned).values(_retired(now)))
+            else:
+                await conn.execute(delete(table).where(owned))
+    for table, new in created.items():
+        for rows in _batches(new):
+            await conn.execute(insert(table), rows)
+
+
+def _batches(items: list[T], size: int = 500) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _update_owned(table: Table, columns: frozenset[str]) -> Any:
+    """UPDATE of the config-owned row named ``:b_name``, setting ``columns`` from
+    ``:b_<column>`` (bound names must differ from column names)."""
+    owned = (table.c.name == bindparam("b_name")) & (table.c.source == "config")
+    values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns - {"name"}}
+    return update(table).where(owned).values(values)
+
+
+def _bound(row: dict[str, Any]) -> dict[str, Any]:
+    return {f"b_{column}": value for column, value in row.items()}
 
 
 def _retired(now: datetime) -> dict[str, Any]:
