@@ -3,7 +3,9 @@
 Every error is JSON, ``{"success": false, "error": {"code", "message"}}``, with a fitting
 status. Mutating calls need ``Authorization: Bearer <token>``; without a configured
 token they are refused. On a loopback address the ``Host`` header must name loopback
-too, so a web page cannot reach the API through DNS rebinding.
+too, so a web page cannot reach the API through DNS rebinding. With the ``agents`` extra
+installed, ``/mcp`` serves the agent tools over MCP's streamable HTTP, every call behind
+the same token.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from runner.clock import Clock
 from runner.config import is_loopback, split_listen
@@ -131,14 +136,9 @@ def create_app(state: State) -> FastAPI:
         return await call_next(request)
 
     async def authorized(request: Request) -> None:
-        token = state.api().token
-        if not token:
-            raise _Refusal(
-                "forbidden", "mutating calls are disabled: settings.api.token is not set"
-            )
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise _Refusal("unauthorized", "missing or wrong bearer token")
+        refusal = _token_refusal(state.api(), request.headers.get("authorization", ""))
+        if refusal:
+            raise refusal
 
     mutating = [Depends(authorized)]
     service = state.service
@@ -162,10 +162,9 @@ def create_app(state: State) -> FastAPI:
         responses={**REFUSED, **_documented(409)},
     )
     async def create_event(event: NewEvent) -> JSONResponse:
-        if event.function_name not in state.api().allowed_functions:
-            return _error(
-                "forbidden", f"{event.function_name} is not in settings.api.allowed_functions"
-            )
+        refusal = state.api().function_refusal(event.function_name)
+        if refusal:
+            return _error("forbidden", refusal)
         fields = event.model_dump()
         return _respond(await service.schedule_event(**fields), status=201)
 
@@ -227,6 +226,47 @@ def create_app(state: State) -> FastAPI:
     return app
 
 
+def _token_refusal(api: ApiSettings, authorization: str) -> _Refusal | None:
+    """Why a call with this ``Authorization`` header may not change anything, or None."""
+    if not api.token:
+        return _Refusal("forbidden", "mutating calls are disabled: settings.api.token is not set")
+    if not hmac.compare_digest(authorization.encode(), f"Bearer {api.token}".encode()):
+        return _Refusal("unauthorized", "missing or wrong bearer token")
+    return None
+
+
+def _mount_agent_tools(app: FastAPI, state: State) -> contextlib.AbstractAsyncContextManager[Any]:
+    """Serve the agent tools over MCP at ``/mcp``, every call behind the bearer token (the
+    Host check applies as to every route). Returns what must be entered while serving."""
+    try:
+        from runner.mcp_server import HttpEndpoint
+    except ImportError:
+        log.info(
+            "no MCP endpoint: the agents extra is not installed (pip install 'runner[agents]')"
+        )
+        return contextlib.nullcontext()
+    endpoint = HttpEndpoint(state.service)
+    app.router.routes.append(Route("/mcp", _TokenGuard(state, endpoint)))
+    return endpoint.running()
+
+
+@dataclass(frozen=True)
+class _TokenGuard:
+    """An ASGI app that answers the API's JSON refusal unless the bearer token is right.
+    (An object, not a function: Starlette hands a function route a Request.)"""
+
+    state: State
+    app: Callable[[Scope, Receive, Send], Awaitable[None]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        header = Headers(scope=scope).get("authorization", "")
+        refusal = _token_refusal(self.state.api(), header)
+        if refusal:
+            await _error(refusal.code, refusal.message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _install_health(app: FastAPI, state: State) -> None:
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -277,11 +317,18 @@ async def _readiness(state: State) -> dict[str, dict[str, Any]]:
 async def start(state: State, listen: str) -> asyncio.Task[None]:
     """Serve the API on ``listen`` (host:port) in this event loop, once it is listening."""
     host, port = split_listen(listen)
+    app = create_app(state)
+    agent_tools = _mount_agent_tools(app, state)
     config = uvicorn.Config(
-        create_app(state), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve())
+
+    async def serve() -> None:
+        async with agent_tools:
+            await server.serve()
+
+    task = asyncio.create_task(serve())
     while not server.started:
         if task.done():
             task.result()  # re-raises why it could not start

@@ -106,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
         help="only this policy (repeatable)",
     )
     cleanup.add_argument("--json", action="store_true")
-    for sub in (plan, apply, listing, nxt, run, history, trigger, pause, resume, cleanup):
+    mcp = command("mcp", cmd_mcp, "the agent tools over MCP on stdio (for an agent host)")
+    mcp.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "warning"))
+    for sub in (plan, apply, listing, nxt, run, history, trigger, pause, resume, cleanup, mcp):
         _config_flag(sub)
         _db_flag(sub)
     command("schema", cmd_schema, "print the JSON Schema of config files")
@@ -322,6 +324,23 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         return EXIT_FAIL if any(r.errors for r in reports) else EXIT_OK
 
     return _with_store(args, config, clean)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the agent tools on stdin/stdout; jobs run in ``runner run`` on the same database."""
+    import asyncio
+
+    from runner import logs
+
+    try:
+        from runner import mcp_server  # the optional extra
+    except ImportError as exc:
+        raise RunnerError(
+            f"runner mcp needs the agents extra: pip install 'runner[agents]' ({exc})"
+        ) from exc
+    logs.setup("json", args.log_level)  # stderr: stdout carries the protocol
+    config = _load(args)
+    return asyncio.run(mcp_server.serve_stdio(config, database_url(args, config)))
 
 
 def _change_event(args: argparse.Namespace, verb: str) -> int:

@@ -33,6 +33,7 @@ from runner import functions, schedules
 from runner.errors import ConfigError, Problem
 from runner.safety import own_files, unsafe_directory
 from runner.specs import (
+    AgentSettings,
     ApiSettings,
     CleanupSpec,
     CommandJob,
@@ -432,7 +433,10 @@ class _Resolver:
         api_raw = dict(raw.pop("api", None) or {})
         api_raw["allowed_functions"] = tuple(api_raw.get("allowed_functions", ()))
         raw["functions"] = dict(raw.get("functions") or {})
-        settings = Settings(**raw, housekeeper=housekeeper, api=ApiSettings(**api_raw))
+        agents = AgentSettings(**raw.pop("agents", None) or {})
+        settings = Settings(
+            **raw, housekeeper=housekeeper, api=ApiSettings(**api_raw), agents=agents
+        )
         if found:
             self._check_settings(settings, (found[0][0], found[0][1], ("settings",)))
         return settings

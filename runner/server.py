@@ -110,7 +110,13 @@ async def _start_api(runner: Runner, live: reconciler.LiveConfig) -> asyncio.Tas
         ) from exc
     from runner.service import SchedulerService
 
-    service = SchedulerService(runner.store, live.current.settings, runner.clock, runner=runner)
+    service = SchedulerService(
+        runner.store,
+        live.current.settings,
+        runner.clock,
+        runner=runner,
+        protected_files=runner.protected_files,
+    )
     adopt_settings = live.on_applied
 
     def adopt(new: Config) -> None:

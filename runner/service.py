@@ -102,8 +102,10 @@ class SchedulerService:
         clock: Clock | None = None,
         runner: Runner | None = None,
         wake: Callable[[], None] = lambda: None,
+        protected_files: Sequence[str] = (),
     ) -> None:
         self.store = store
+        self.protected_files = list(protected_files)
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self.runner = runner
@@ -381,8 +383,10 @@ class SchedulerService:
         return await _guard(register())
 
     def _own_files(self) -> list[str]:
-        """The database file of this service (SQLite), which no cleanup may delete."""
-        return safety.own_files([], self.store.engine.url.render_as_string(hide_password=True))
+        """The files no cleanup may delete: ``protected_files`` (e.g. the config files) and
+        the database file of this service (SQLite)."""
+        url = self.store.engine.url.render_as_string(hide_password=True)
+        return safety.own_files(self.protected_files, url)
 
     async def list_cleanups(self) -> Result[list[dict[str, Any]]]:
         async def listing() -> Result[list[dict[str, Any]]]:

@@ -173,6 +173,19 @@ class ApiSettings:
     token: str | None = None
     allowed_functions: tuple[str, ...] = ()
 
+    def function_refusal(self, function_name: str) -> str | None:
+        """Why a remote caller (HTTP API, agent) may not name ``function_name``, or None."""
+        if function_name in self.allowed_functions:
+            return None
+        return f"{function_name} is not in settings.api.allowed_functions"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What the agent tools (MCP) may do beyond the HTTP API's rules."""
+
+    allow_cleanup: bool = False
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -193,6 +206,7 @@ class Settings:
     lease_seconds: float = 30
     housekeeper: HousekeeperSettings = field(default_factory=HousekeeperSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
     # Registered names of job functions: name -> module:callable.
     functions: Mapping[str, str] = field(default_factory=dict)
 
