@@ -66,6 +66,11 @@ def result_json(result: Result[Any]) -> dict[str, Any]:
     return {"success": True, "data": result.data, **result.meta}
 
 
+def prose(text: str) -> str:
+    """A paragraph written across source lines, as one line (for a tool's description)."""
+    return " ".join(text.split())
+
+
 def _problems(schema: Mapping[str, Any], arguments: Arguments) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
@@ -93,7 +98,7 @@ def _function_pattern() -> str:
 
 # --- schedule_task ------------------------------------------------------------------------
 
-SCHEDULE_TASK = """Schedule a task: a call of one Python function at a time or on a schedule.
+SCHEDULE_TASK = prose("""Schedule a task: a call of one Python function at a time or on a schedule.
 The function must be one the operator listed in settings.api.allowed_functions
 (written module:callable); any other function, and any shell command, is refused
 (code "forbidden"). One-time: give next_execution (and leave recurring false).
@@ -107,7 +112,7 @@ config's settings.timezone). Cron and days/weeks/months follow that zone's wall 
 across daylight-saving changes; seconds/minutes/hours are exact elapsed time. A
 one-time time in the past is refused unless the config allows past events. The
 running `runner run` process executes the task; list_tasks shows its runs. Answers
-the created task (its status, next_execution in UTC)."""
+the created task (its status, next_execution in UTC).""")
 
 
 def _schedule_schema() -> dict[str, Any]:
@@ -168,14 +173,14 @@ async def _schedule(service: SchedulerService, arguments: Arguments) -> Result[A
 
 # --- list_tasks ---------------------------------------------------------------------------
 
-LIST_TASKS = """List scheduled tasks: those of the config files (source "config") and
+LIST_TASKS = prose("""List scheduled tasks: those of the config files (source "config") and
 those created by schedule_task or the API (source "user"), with status (active,
 paused, completed, failed, cancelled), schedule, next_execution and
 last_execution (ISO 8601, UTC), execution_count and failure_count. Filters combine;
 `limit` caps the list (total_count and filtered_count tell how many there are). With
 `executions` N, each task carries its latest N runs, newest first: when it was due,
 the outcome (succeeded, failed, timed_out, interrupted, skipped), the error and the
-function's result. With `name`, only that task. Read-only."""
+function's result. With `name`, only that task. Read-only.""")
 
 LIST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -224,15 +229,15 @@ async def _list(service: SchedulerService, arguments: Arguments) -> Result[Any]:
 
 # --- cancel_task, execute_task_now ---------------------------------------------------------
 
-CANCEL_TASK = """Cancel a task created by schedule_task or the API: it stops being
+CANCEL_TASK = prose("""Cancel a task created by schedule_task or the API: it stops being
 scheduled (its history stays). A task of the config files (source "config") is refused
 (code "conflict"): it belongs to the files, and only editing them removes it. Answers
-the task with status cancelled."""
+the task with status cancelled.""")
 
-EXECUTE_TASK_NOW = """Ask for one run of a task now, outside its schedule (any task,
+EXECUTE_TASK_NOW = prose("""Ask for one run of a task now, outside its schedule (any task,
 config or user). The running `runner run` process starts it within its check_interval
 (about a second by default); this tool does not wait for the run. Its schedule is
-unchanged. Watch the run with list_tasks (executions, trigger "manual")."""
+unchanged. Watch the run with list_tasks (executions, trigger "manual").""")
 
 
 def _by_name(what: str) -> dict[str, Any]:
@@ -254,7 +259,7 @@ async def _execute_now(service: SchedulerService, arguments: Arguments) -> Resul
 
 # --- register_cleanup, run_cleanup -----------------------------------------------------------
 
-REGISTER_CLEANUP = """Register (or replace) a cleanup policy: which files in one
+REGISTER_CLEANUP = prose("""Register (or replace) a cleanup policy: which files in one
 directory the housekeeper may delete, by age (retention_days, in days of modification
 time), count (max_files: keep the newest N) and total size (max_size_mb: keep the
 newest within N megabytes); pattern and exclude are globs on the file name. Without any
@@ -263,14 +268,14 @@ path; /, system roots and directories holding the runner's own database or confi
 files are refused (code "validation_error", with the reason). The policy runs on the
 housekeeper's schedule in `runner run`, and with run_cleanup. Unless the config sets
 settings.agents.allow_cleanup, policies registered here are dry runs (they report what
-would go and delete nothing), and asking for dry_run false is refused."""
+would go and delete nothing), and asking for dry_run false is refused.""")
 
-RUN_CLEANUP = """Run cleanup policies now (all, or those named in `policies`) and answer
+RUN_CLEANUP = prose("""Run cleanup policies now (all, or those named in `policies`) and answer
 one report per policy: files scanned and matched, deleted, bytes freed, errors,
 duration, and for a dry run the files that would go (would_delete). A dry run by
 default: it deletes nothing. A real run (dry_run false) deletes files and is refused
 (code "forbidden") unless the config sets settings.agents.allow_cleanup; a policy that
-is itself a dry run never deletes."""
+is itself a dry run never deletes.""")
 
 
 @functools.cache

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from importlib import metadata
 from typing import Any
 
 import mcp.types as types
@@ -30,10 +31,12 @@ from runner.service import SchedulerService
 from runner.specs import Config
 from runner.store.sql import Store
 
-INSTRUCTIONS = """runner schedules Python functions and cleans up files. Tasks you schedule
-run in the runner process; list_tasks shows them and their runs. Functions must be on
-the operator's allow-list; commands are never accepted; deleting files needs the
-operator's consent (settings.agents.allow_cleanup)."""
+INSTRUCTIONS = agent_tools.prose("""
+    runner schedules Python functions and cleans up files. Tasks you schedule run in the
+    runner process; list_tasks shows them and their runs. Functions must be on the
+    operator's allow-list; commands are never accepted; deleting files needs the
+    operator's consent (settings.agents.allow_cleanup).
+""")
 
 
 def build(service: SchedulerService) -> Server[Any]:
@@ -56,6 +59,7 @@ def build(service: SchedulerService) -> Server[Any]:
 
     return Server(
         "runner",
+        version=metadata.version("runner"),
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
