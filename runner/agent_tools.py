@@ -5,9 +5,8 @@ Hand :data:`TOOLS` to any function-calling framework, or serve them over MCP
 (:mod:`runner.mcp_server`). :func:`call` is the one way to run a tool: it checks the
 input against the tool's schema, applies the tool's refusals (the same rules as the
 HTTP API, read from the service's current settings), then calls the service. Every
-answer is the service's :class:`~runner.service.Result` as JSON, shaped like the HTTP
-API's bodies: ``{"success": true, "data": ...}`` or
-``{"success": false, "error": {"code", "message"}}``.
+answer is the service's :class:`~runner.result.Result`; its ``to_json()`` is the body
+the HTTP API would answer.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from typing import Any
 import jsonschema
 
 from runner import config as configs
-from runner.service import UNITS, Result, SchedulerService
+from runner.result import Result
+from runner.service import UNITS, SchedulerService
 
 Arguments = Mapping[str, Any]
 
@@ -58,14 +58,6 @@ async def call(service: SchedulerService, name: str, arguments: Arguments | None
     return await tool.run(service, arguments)
 
 
-def result_json(result: Result[Any]) -> dict[str, Any]:
-    """A Result as the HTTP API answers it."""
-    if not result.success:
-        error = {"code": result.code or "internal_error", "message": result.message or "failed"}
-        return {"success": False, "error": error}
-    return {"success": True, "data": result.data, **result.meta}
-
-
 def prose(text: str) -> str:
     """A paragraph written across source lines, as one line (for a tool's description)."""
     return " ".join(text.split())
@@ -88,12 +80,6 @@ def _defs() -> dict[str, Any]:
 
 def _name(what: str) -> dict[str, Any]:
     return {**_defs()["name"], "description": what}
-
-
-def _function_pattern() -> str:
-    api = _defs()["settings"]["properties"]["api"]
-    pattern: str = api["properties"]["allowed_functions"]["items"]["pattern"]
-    return pattern
 
 
 # --- schedule_task ------------------------------------------------------------------------
@@ -125,7 +111,6 @@ def _schedule_schema() -> dict[str, Any]:
             "name": _name("A new, unique task name; the handle for the other tools."),
             "function_name": {
                 "type": "string",
-                "pattern": _function_pattern(),
                 "description": "module:callable, one of settings.api.allowed_functions.",
             },
             "parameters": {
@@ -224,7 +209,7 @@ async def _list(service: SchedulerService, arguments: Arguments) -> Result[Any]:
         if not history.success:
             return history
         tasks.append({**task, "executions": history.data})
-    return Result(True, tasks, meta=listing.meta)
+    return Result.ok(tasks, **listing.meta)
 
 
 # --- cancel_task, execute_task_now ---------------------------------------------------------

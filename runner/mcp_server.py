@@ -51,7 +51,7 @@ def build(service: SchedulerService) -> Server[Any]:
         _ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         result = await agent_tools.call(service, params.name, params.arguments)
-        body = agent_tools.result_json(result)
+        body = result.to_json()
         text = types.TextContent(text=json.dumps(body, default=str))
         return types.CallToolResult(
             content=[text], structured_content=body, is_error=not result.success

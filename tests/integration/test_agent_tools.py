@@ -37,7 +37,7 @@ async def service(tmp_path: Path) -> AsyncIterator[SchedulerService]:
 
 
 async def answer(service: SchedulerService, tool: str, **arguments: Any) -> dict[str, Any]:
-    return agent_tools.result_json(await agent_tools.call(service, tool, arguments))
+    return (await agent_tools.call(service, tool, arguments)).to_json()
 
 
 def test_every_schema_is_valid_json_schema_and_names_its_tool_once() -> None:
