@@ -90,7 +90,8 @@ The function must be one the operator listed in settings.api.allowed_functions
 (code "forbidden"). One-time: give next_execution (and leave recurring false).
 Recurring: set recurring true and interval_type to a unit (seconds, minutes, hours,
 days, weeks, months) with interval_value a whole number of them, starting at
-next_execution if given (else now); or interval_type "cron" with interval_value a
+next_execution if given (else on whole intervals: every 15 minutes fires at :00, :15,
+:30 and :45); or interval_type "cron" with interval_value a
 5-field cron expression such as "0 9 * * 1-5". Times are ISO 8601: with an offset
 (2026-03-01T09:00:00+01:00, or Z for UTC) they are that instant; without one they are
 wall-clock times in `timezone` (an IANA name such as Europe/Berlin; default: the
