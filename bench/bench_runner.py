@@ -8,9 +8,9 @@ asserted: the figures are for reading.
 1. Lateness of 1,000 one-time events (``schedule: {at: ...}``, written with assorted UTC
    offsets), about 50 a second over 20 s starting 8 s after launch, several per instant:
    once as an async no-op function, once as the command ``["true"]``. Lateness is
-   ``started_at - scheduled_time`` from ``scheduler_executions``; also shown are the time
+   ``start_time - scheduled_time`` from ``scheduler_executions``; also shown are the time
    the "run started" log line was written (after the claim's database writes; the log has
-   millisecond resolution and truncates) and ``finished_at``, by which the job had surely
+   millisecond resolution and truncates) and ``end_time``, by which the job had surely
    run. The floor: a plain asyncio program that fires the same pattern of instants with
    ``loop.call_at``.
 2. Idle cost with 10,000 events due far in the future (daily 03:00 crons in several zones,
@@ -188,7 +188,7 @@ def count(db: Path, query: str) -> int:
 
 
 EVENTS = "SELECT count(*) FROM scheduler_events"
-FINISHED = "SELECT count(*) FROM scheduler_executions WHERE finished_at IS NOT NULL"
+FINISHED = "SELECT count(*) FROM scheduler_executions WHERE end_time IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class Execution:
 def executions(db: Path) -> list[Execution]:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         rows = conn.execute(
-            "SELECT id, scheduled_time, started_at, finished_at, outcome"
+            "SELECT id, scheduled_time, start_time, end_time, outcome"
             " FROM scheduler_executions ORDER BY id"
         ).fetchall()
     return [Execution(r[0], stamp(r[1]), maybe(r[2]), maybe(r[3]), r[4]) for r in rows]
@@ -661,9 +661,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
     rows: list[list[str]] = []
     for run in runs:
         if run.logged or run.finished:
-            rows.append(lateness_row(f"{run.label}: started_at", run.started, run.expected))
+            rows.append(lateness_row(f"{run.label}: start_time", run.started, run.expected))
             rows.append(lateness_row("  'run started' logged", run.logged, run.expected))
-            rows.append(lateness_row("  finished_at", run.finished, run.expected))
+            rows.append(lateness_row("  end_time", run.finished, run.expected))
         else:
             rows.append(lateness_row(run.label, run.started, run.expected))
     header = ["lateness (ms)", "n", "min", "p50", "p90", "p99", "max"]

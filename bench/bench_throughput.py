@@ -49,8 +49,7 @@ async def finished_pg(url: str) -> tuple[int, datetime | None]:
     conn = await asyncpg.connect(url)
     try:
         row = await conn.fetchrow(
-            "SELECT count(*), max(finished_at) FROM scheduler_executions"
-            " WHERE finished_at IS NOT NULL"
+            "SELECT count(*), max(end_time) FROM scheduler_executions WHERE end_time IS NOT NULL"
         )
         assert row is not None
         return int(row[0]), row[1]
@@ -65,8 +64,7 @@ def finished_sqlite(path: Path) -> tuple[int, datetime | None]:
         return 0, None
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
         count, last = conn.execute(
-            "SELECT count(*), max(finished_at) FROM scheduler_executions"
-            " WHERE finished_at IS NOT NULL"
+            "SELECT count(*), max(end_time) FROM scheduler_executions WHERE end_time IS NOT NULL"
         ).fetchone()
     return count, datetime.fromisoformat(last).replace(tzinfo=UTC) if last else None
 

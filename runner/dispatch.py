@@ -8,7 +8,8 @@ Neither reads the clock or the database: the store applies what they return.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -46,6 +47,8 @@ class Record:
     trigger: Trigger = "schedule"
     attempt: int = 1
     error: str | None = None
+    # The run's trace_session_id (module design): in its record, its logs, its context.
+    trace_session_id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ class Runner:
             "execution_id": started.execution_id,
             "attempt": record.attempt,
             "trigger": record.trigger,
+            "trace_session_id": record.trace_session_id,
         }
         if record.trigger == "schedule":
             lateness = (now - record.scheduled_time).total_seconds()
@@ -180,7 +181,11 @@ class Runner:
     async def _execute(self, started: Started, started_at: datetime) -> None:
         record = started.record
         context = JobContext(
-            started.spec.name, started.execution_id, record.scheduled_time, record.attempt
+            started.spec.name,
+            started.execution_id,
+            record.scheduled_time,
+            record.attempt,
+            record.trace_session_id,
         )
         recorded: list[int] = []
 
@@ -249,6 +254,7 @@ class Runner:
             extra={
                 "event": started.spec.name,
                 "execution_id": started.execution_id,
+                "trace_session_id": started.record.trace_session_id,
                 "error": result.error,
                 "lease_lost": not kept,
             },

@@ -74,6 +74,7 @@ def event_json(row: EventRow) -> dict[str, Any]:
         "last_execution": _iso(row.last_execution),
         "execution_count": row.execution_count,
         "failure_count": row.failure_count,
+        "last_error": row.last_error,
         "max_executions": spec.max_executions,
         "config_revision": row.config_revision,
     }

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from runner import occurrences
+from runner import occurrences, schedules
 from runner.dburl import sqlite_file
 from runner.dispatch import Decision, DueEvent, Record, settle
 from runner.errors import Conflict, StoreError
@@ -78,6 +78,7 @@ class EventRow:
     execution_count: int
     failure_count: int
     config_revision: str | None
+    last_error: str | None = None
 
     @property
     def display_status(self) -> str:
@@ -97,13 +98,14 @@ class ExecutionRow:
     attempt: int
     trigger: str
     outcome: str
-    started_at: datetime | None
-    finished_at: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
     duration: float | None
     result: Any
     error: str | None
     runner_id: str | None
     config_revision: str | None
+    trace_session_id: str | None
 
 
 @dataclass(frozen=True)
@@ -453,7 +455,7 @@ class Store:
             ).first()
             if row is None:
                 return False
-            await _settle(conn, row, spec, result.outcome, now)
+            await _settle(conn, row, spec, result.outcome, now, result.error)
             return True
 
     async def renew_leases(
@@ -511,7 +513,7 @@ class Store:
                 await conn.execute(
                     update(executions).where(executions.c.id == row.id).values(values)
                 )
-                await _settle(conn, row, EventSpec.from_json(row.spec), "failed", now)
+                await _settle(conn, row, EventSpec.from_json(row.spec), "failed", now, error)
             return len(rows)
 
     async def next_due(self) -> datetime | None:
@@ -685,12 +687,18 @@ def _identity(path: str) -> tuple[int, int]:
 
 
 async def _settle(
-    conn: AsyncConnection, run: Any, spec: EventSpec, outcome: str, now: datetime
+    conn: AsyncConnection,
+    run: Any,
+    spec: EventSpec,
+    outcome: str,
+    now: datetime,
+    error: str | None,
 ) -> None:
-    """Update the event of ``run`` (event_id, attempt, scheduled_time) after it ended."""
+    """Update the event of ``run`` (event_id, attempt, scheduled_time) after it ended with
+    ``outcome`` and ``error`` (the event's ``last_error``)."""
     result = settle(spec, outcome, run.attempt, now)
     failures = events.c.failure_count + 1 if result.failed else 0
-    values: dict[str, Any] = {"failure_count": failures, "updated_at": now}
+    values: dict[str, Any] = {"failure_count": failures, "last_error": error, "updated_at": now}
     if result.retry_at is not None:
         values |= {
             "retry_at": result.retry_at,
@@ -843,16 +851,16 @@ def _event_row(spec: EventSpec, revision: str | None, now: datetime) -> dict[str
 
 
 def _interval(spec: EventSpec) -> tuple[str, str]:
-    """The module design's ``interval_type`` / ``interval_value`` for a schedule."""
+    """The module design's ``interval_type`` / ``interval_value`` for a schedule: ``cron``
+    and its expression, ``once`` and its time, or a unit (``minutes`` … ``months``) and
+    how many."""
     schedule = spec.schedule
     if "cron" in schedule:
         return "cron", str(schedule["cron"])
     if "at" in schedule:
         return "once", str(schedule["at"])
-    every = schedule["every"]
-    return "every", every if isinstance(every, str) else ",".join(
-        f"{k}={v}" for k, v in every.items()
-    )
+    count, unit = schedules.parse_every(schedule["every"])
+    return unit, str(count)
 
 
 def _cleanup_row(
@@ -865,6 +873,9 @@ def _cleanup_row(
         "spec_hash": spec.spec_hash,
         "directory": spec.directory,
         "pattern": spec.pattern,
+        "retention_days": spec.retention_days,
+        "max_files": spec.max_files,
+        "max_size_mb": spec.max_size_mb,
         "priority": spec.priority,
         "module_id": spec.module_id,
         "enabled": spec.enabled,
@@ -897,6 +908,7 @@ def _to_event(row: Any) -> EventRow:
         execution_count=row.execution_count,
         failure_count=row.failure_count,
         config_revision=row.config_revision,
+        last_error=row.last_error,
     )
 
 
@@ -984,6 +996,7 @@ def _execution_row(
         "error": record.error,
         "runner_id": runner_id,
         "config_revision": revision,
+        "trace_session_id": record.trace_session_id,
         "lease_until": lease_until if running else None,
         "created_at": now,
     }
@@ -998,13 +1011,14 @@ def _to_execution(row: Any) -> ExecutionRow:
         attempt=row.attempt,
         trigger=row.trigger,
         outcome=row.outcome,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
+        start_time=row.started_at,
+        end_time=row.finished_at,
         duration=row.duration,
         result=row.result,
         error=row.error,
         runner_id=row.runner_id,
         config_revision=row.config_revision,
+        trace_session_id=row.trace_session_id,
     )
 
 

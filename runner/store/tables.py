@@ -91,6 +91,8 @@ events = Table(
     C("execution_count", Integer, nullable=False, default=0),
     C("failure_count", Integer, nullable=False, default=0),
     C("max_executions", Integer, nullable=True),
+    # The error of the latest run (None when it succeeded), as the module design reads it.
+    C("last_error", Text, nullable=True),
     C("config_revision", String(64), nullable=True),
     # The one pending retry of a failed occurrence (a newer occurrence supersedes it).
     C("retry_at", UTCDateTime(), nullable=True),
@@ -124,13 +126,17 @@ executions = Table(
     # running | succeeded | failed | timed_out | interrupted | skipped | missed | coalesced
     C("outcome", String(20), nullable=False),
     C("success", Boolean, nullable=True),
-    C("started_at", UTCDateTime(), nullable=True),
-    C("finished_at", UTCDateTime(), nullable=True),
+    # The module design's names in the database; the code's keys stay started_at /
+    # finished_at (``executions.c.started_at``), which the engine reads everywhere.
+    C("start_time", UTCDateTime(), nullable=True, key="started_at"),
+    C("end_time", UTCDateTime(), nullable=True, key="finished_at"),
     C("duration", Float, nullable=True),
     C("result", JSON, nullable=True),
     C("error", Text, nullable=True),
     C("runner_id", String(200), nullable=True),
     C("config_revision", String(64), nullable=True),
+    # One id per run, also in the run's log lines and its context (RUNNER_TRACE_ID).
+    C("trace_session_id", String(64), nullable=True),
     C("lease_until", UTCDateTime(), nullable=True),
     _now_column("created_at"),
     UniqueConstraint("event_id", "scheduled_time", "attempt", name="uq_scheduler_executions_run"),
@@ -148,6 +154,10 @@ cleanup_configs = Table(
     C("spec_hash", String(64), nullable=False),
     C("directory", Text, nullable=False),
     C("pattern", String(255), nullable=False),
+    # The limits, as columns for SQL readers; the spec holds them too, for the engine.
+    C("retention_days", Float, nullable=True),
+    C("max_files", Integer, nullable=True),
+    C("max_size_mb", Float, nullable=True),
     C("priority", Integer, nullable=False, default=100),
     C("module_id", String(100), nullable=True),
     C("enabled", Boolean, nullable=False, default=True),

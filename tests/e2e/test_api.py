@@ -41,6 +41,7 @@ LIST_KEYS = {"success", "data", "total_count", "filtered_count"}
 EVENT_KEYS = {
     "event_id",
     "name",
+    "last_error",
     "description",
     "module_id",
     "function_name",

@@ -4,6 +4,7 @@ PostgreSQL. Time is a FakeClock; a Runner sharing the service's functions execut
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,11 +13,12 @@ from typing import Any
 import pytest
 
 from runner import config as configs
+from runner import reconciler
 from runner.errors import Conflict
 from runner.jobs import JobContext
 from runner.loop import Runner
 from runner.service import SchedulerService
-from runner.specs import Settings
+from runner.specs import CommandJob, Config, EventSpec, Settings
 from tests.fakes import FakeClock
 from tests.integration.test_service import RECORD, failed, ok
 
@@ -215,3 +217,58 @@ def test_config_functions_must_map_names_to_import_paths(tmp_path: Path) -> None
     (problem,) = configs.validate([path], {}, T0).errors
     assert problem.line == 3
     assert "a registered name stands for module:callable" in problem.message
+
+
+# --- the design's columns -----------------------------------------------------------------
+
+
+async def test_a_runs_trace_id_is_in_its_record_its_context_and_its_log_lines(
+    service: SchedulerService,
+    runner: Runner,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ok(service.register_function("traced", lambda context: context.trace_session_id))
+    ok(await service.schedule_event("fn", "traced", next_execution=T0 + HOUR))
+    command = EventSpec(
+        name="cmd",
+        schedule={"at": (T0 + HOUR).isoformat(), "timezone": "UTC"},
+        job=CommandJob(("sh", "-c", "echo trace=$RUNNER_TRACE_ID")),
+    )
+    await reconciler.apply(service.store, Config(Settings(), (command,), revision="r"), T0)
+    clock.set(T0 + HOUR)
+    with caplog.at_level(logging.INFO):
+        await tick(runner)
+    (fn_run,) = ok(await service.get_executions("fn"))
+    (cmd_run,) = ok(await service.get_executions("cmd"))
+    trace, cmd_trace = fn_run["trace_session_id"], cmd_run["trace_session_id"]
+    assert len({trace, cmd_trace}) == 2
+    assert all(len(t) == 32 for t in (trace, cmd_trace))
+    assert fn_run["result"] == trace  # the job's context carries it
+    assert cmd_run["result"]["stdout"] == f"trace={cmd_trace}\n"  # RUNNER_TRACE_ID
+    lines = [(r.getMessage(), getattr(r, "trace_session_id", None)) for r in caplog.records]
+    assert ("run started", trace) in lines
+    assert ("run succeeded", trace) in lines
+    assert (f"trace={cmd_trace}", cmd_trace) in lines  # the command's own output
+
+
+async def test_last_error_is_the_error_of_the_latest_run(
+    service: SchedulerService, runner: Runner, clock: FakeClock
+) -> None:
+    outcomes = iter([RuntimeError("disk full"), None])
+
+    def flaky() -> str:
+        error = next(outcomes)
+        if error is not None:
+            raise error
+        return "fine"
+
+    ok(service.register_function("flaky", flaky))
+    ok(await service.schedule_event("f", "flaky", next_execution=T0 + HOUR, retry={"delay": 60}))
+    clock.set(T0 + HOUR)
+    await tick(runner)
+    assert ok(await service.get_event("f"))["last_error"] == "RuntimeError: disk full"
+    clock.set(T0 + HOUR + timedelta(seconds=60))
+    await tick(runner)
+    event = ok(await service.get_event("f"))
+    assert (event["status"], event["last_error"]) == ("completed", None)

@@ -91,7 +91,7 @@ async def test_due_event_runs_and_the_schedule_moves_on(
     )
     assert row.result == {"ok": True}
     assert (row.runner_id, row.config_revision) == ("test:1", "rev-1")
-    assert row.started_at == clock.now()
+    assert row.start_time == clock.now()
     assert next_due == T0 + timedelta(minutes=2)  # from the schedule, not from the run
     stored = await store.get_event("a")
     assert stored is not None
@@ -207,7 +207,7 @@ async def test_retries_follow_the_backoff_then_a_one_time_event_fails(
         await runner.tick()
         await finish_runs(runner)
     rows = await history(store)
-    starts = [r.started_at - T0 for r in rows if r.started_at]
+    starts = [r.start_time - T0 for r in rows if r.start_time]
     assert starts == [timedelta(seconds=s) for s in (60, 120, 240)]
     assert [(r.attempt, r.trigger, r.outcome) for r in rows] == [
         (1, "schedule", "failed"),

@@ -35,13 +35,14 @@ def execution(scheduled: datetime, outcome: str, attempt: int = 1) -> ExecutionR
         attempt=attempt,
         trigger="schedule",
         outcome=outcome,
-        started_at=None,
-        finished_at=None,
+        start_time=None,
+        end_time=None,
         duration=None,
         result=None,
         error=None,
         runner_id=None,
         config_revision=None,
+        trace_session_id=None,
     )
 
 
