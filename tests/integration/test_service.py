@@ -923,7 +923,7 @@ async def test_start_executes_an_event_with_the_real_clock(db_url: str) -> None:
         (run,) = runs
         assert run["outcome"] == "succeeded"
         assert run["result"] == {"ok": True, "n": 1}
-        started = aware(run["started_at"])
+        started = aware(run["start_time"])
         assert when <= started < when + timedelta(seconds=3)
         assert ok(await service.get_event("real"))["status"] == "completed"
         assert sample_jobs.CALLS == [("real", 1, {"n": 1})]
