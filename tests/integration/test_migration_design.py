@@ -34,9 +34,9 @@ SPEC = {
 
 
 @pytest.fixture
-async def old_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+async def old_engine(empty_db_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a database migrated only up to 0005, as the code before 0006 left it."""
-    engine = create_engine(db_url)
+    engine = create_engine(empty_db_url)
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0005"))
     yield engine
@@ -95,7 +95,7 @@ def _old_rows(conn: Connection) -> None:
 
 
 async def test_upgrading_keeps_the_data_under_the_designs_column_names(
-    old_engine: AsyncEngine, db_url: str
+    old_engine: AsyncEngine,
 ) -> None:
     async with old_engine.begin() as conn:
         await conn.run_sync(_old_rows)
