@@ -49,9 +49,10 @@ _DAY: Final = timedelta(days=1)
 _WEEK: Final = timedelta(days=7)
 _ZERO: Final = timedelta(0)
 
-# A valid cron fires at least once every 8 years (29 February across a skipped leap day in
-# 2100), so 10 years is long enough to find any next fire and short enough to bound a search.
-_HORIZON: Final = timedelta(days=3653)
+# The Gregorian calendar repeats every 400 years (146,097 days, a whole number of weeks), so
+# a cron that does not fire within 400 years never fires. Most fire within days; the rarest
+# go decades between fires (a 5th Monday in February: 28 years, or 40 across 2100).
+_HORIZON: Final = timedelta(days=146_097)
 _CHECK_FROM: Final = datetime.combine(date(2000, 1, 1), time())
 
 # Default anchors of ``every`` without a start, as wall times in the schedule's zone.
@@ -90,6 +91,24 @@ _MACROS: Final[dict[str, str]] = {
     "@hourly": "0 * * * *",
 }
 _CRON_FIELDS: Final = "minute hour day-of-month month day-of-week"
+_WEEKDAY_NAMES: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_ORDINAL: Final = {1: "st", 2: "nd", 3: "rd", 4: "th", 5: "th"}
+# Spelt out rather than read from ``calendar``, whose names follow the process's locale.
+_DAY_NAMES: Final = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_MONTH_NAMES: Final = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 # --------------------------------------------------------------------------- time zones
@@ -211,20 +230,24 @@ class _CronPlan:
     hours: tuple[int, ...]  # sorted
     days: frozenset[int]
     last_day: bool  # ``L``: the last day of the month
+    last_workday: bool  # ``LW``: the last Monday-Friday of the month
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    day_or: bool  # both day fields restricted: either may match (cron's rule)
+    nth_weekdays: frozenset[tuple[int, int]]  # ``N#K``: (weekday N, K), the K-th N of the month
+    last_weekdays: frozenset[int]  # ``NL``: the last weekday N of the month
+    day_or: bool  # both day fields restricted: either may match (Vixie cron's rule)
     wildcard_hour: bool
 
     def next_wall(self, wall: datetime) -> datetime | None:
-        """The first matching wall minute strictly after ``wall``; None if none in 10 years."""
+        """The first matching wall minute strictly after ``wall``; None if there is none."""
         start = wall.replace(second=0, microsecond=0) + _MINUTE
         today = start.date()
         if self._day_matches(today):
             at = self._time_from(start.hour, start.minute)
             if at is not None:
                 return datetime.combine(today, at)
-        day = self._day_from(today + _DAY, today + _HORIZON)
+        limit = today + min(_HORIZON, date.max - today)
+        day = self._day_from(today + _DAY, limit) if today < limit else None
         if day is None:
             return None
         return datetime.combine(day, time(self.hours[0], self.minutes[0]))
@@ -243,7 +266,10 @@ class _CronPlan:
         """The first matching day in ``[day, limit]``."""
         while day <= limit:
             if day.month not in self.months:
-                day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+                end = _month_end(day)
+                if end >= limit:
+                    return None
+                day = end + _DAY
             elif self._day_matches(day):
                 return day
             else:
@@ -253,9 +279,34 @@ class _CronPlan:
     def _day_matches(self, day: date) -> bool:
         if day.month not in self.months:
             return False
-        in_month = day.day in self.days or (self.last_day and (day + _DAY).day == 1)
-        on_weekday = day.isoweekday() % 7 in self.weekdays
-        return (in_month or on_weekday) if self.day_or else (in_month and on_weekday)
+        if self.day_or:
+            return self._in_month(day) or self._on_weekday(day)
+        return self._in_month(day) and self._on_weekday(day)
+
+    def _in_month(self, day: date) -> bool:
+        """Whether the day-of-month field matches ``day``."""
+        if day.day in self.days:
+            return True
+        if not (self.last_day or self.last_workday) or day.day < 26:  # no month ends sooner
+            return False
+        end = _month_end(day)
+        # The last Monday-Friday: the month's end, moved back from a Saturday or Sunday.
+        workday = end - timedelta(days=max(0, end.isoweekday() - 5))
+        return (self.last_day and day == end) or (self.last_workday and day == workday)
+
+    def _on_weekday(self, day: date) -> bool:
+        """Whether the day-of-week field matches ``day``."""
+        weekday = day.isoweekday() % 7
+        if weekday in self.weekdays or (weekday, (day.day + 6) // 7) in self.nth_weekdays:
+            return True
+        return weekday in self.last_weekdays and (day + _WEEK).month != day.month
+
+
+def _month_end(day: date) -> date:
+    """The last day of ``day``'s month."""
+    if day.month == 12:
+        return day.replace(day=31)
+    return day.replace(month=day.month + 1, day=1) - _DAY
 
 
 def _values(field: list[int | Literal["*", "l"]], low: int, high: int) -> tuple[int, ...]:
@@ -281,8 +332,6 @@ def _cron_fields(expression: str) -> list[str]:
             f"cron expression {expression!r} has {len(fields)} fields; "
             f"it needs 5 ({_CRON_FIELDS}){extra}"
         )
-    if "w" in fields[2].lower():
-        raise ValueError(f"cron expression {expression!r}: W (nearest weekday) is not supported")
     return fields
 
 
@@ -291,28 +340,94 @@ def cron_fields(expression: str) -> list[str]:
     return _cron_fields(expression)
 
 
+@dataclass(frozen=True, slots=True)
+class _DayForms:
+    """The day terms croniter does not read, split off the two day fields."""
+
+    days: str  # the rest of day-of-month, for croniter ("" if nothing is left)
+    last_workday: bool
+    weekdays: str  # the rest of day-of-week, for croniter ("" if nothing is left)
+    nth: frozenset[tuple[int, int]]
+    last: frozenset[int]
+
+
+def _day_forms(day_field: str, weekday_field: str) -> _DayForms:
+    """Split ``LW`` off day-of-month and ``N#K``/``NL`` off day-of-week; ValueError if bad."""
+    days = [term for term in day_field.split(",") if term.lower() != "lw"]
+    if any("w" in term.lower() for term in days):
+        raise ValueError(
+            "W (nearest weekday) is not supported in day-of-month; "
+            "LW (the last weekday of the month) is"
+        )
+    weekdays, nth, last = [], set(), set()
+    for term in weekday_field.split(","):
+        lower = term.lower()
+        if "#" in lower:
+            day, _, k = lower.partition("#")
+            nth.add((_weekday(day, term), _nth(k, term)))
+        elif lower.endswith("l"):
+            last.add(_weekday(lower[:-1], term))
+        else:
+            weekdays.append(term)
+    return _DayForms(
+        days=",".join(days),
+        last_workday=len(days) < len(day_field.split(",")),
+        weekdays=",".join(weekdays),
+        nth=frozenset(nth),
+        last=frozenset(last),
+    )
+
+
+def _weekday(text: str, term: str) -> int:
+    """Weekday ``text`` (0-7 or sun-sat) as 0-6 from Sunday; ValueError naming ``term``."""
+    if text in _WEEKDAY_NAMES:
+        return _WEEKDAY_NAMES.index(text)
+    if text.isdigit() and int(text) <= 7:
+        return int(text) % 7
+    raise ValueError(
+        f"day-of-week {term!r}: {text!r} is not one weekday (0-7 or sun-sat); "
+        "N#K and NL take a single weekday N, e.g. 2#2 (the 2nd Tuesday), 5L (the last Friday)"
+    )
+
+
+def _nth(text: str, term: str) -> int:
+    """The K of ``N#K``, 1 to 5; ValueError naming ``term``."""
+    if text.isdigit() and 1 <= int(text) <= 5:
+        return int(text)
+    raise ValueError(
+        f"day-of-week {term!r}: the K of N#K must be 1 to 5 (N#K is the K-th weekday N "
+        "of the month, e.g. 2#2 is the 2nd Tuesday)"
+    )
+
+
 @lru_cache(maxsize=4096)
 def _plan(expression: str) -> _CronPlan:
-    """Parse ``expression`` (croniter's syntax, restricted); ValueError if it is invalid."""
+    """Parse ``expression`` (croniter's syntax, restricted and extended); ValueError if invalid."""
     fields = _cron_fields(expression)
     try:
-        expanded, nth = croniter.expand(" ".join(fields))
+        forms = _day_forms(fields[2], fields[4])
+        plain = [*fields[:2], forms.days or "*", fields[3], forms.weekdays or "*"]
+        expanded, nth = croniter.expand(" ".join(plain))
     except CroniterError as exc:
         reason = "H (hashed) values are not supported" if "hash" in str(exc).lower() else exc
         raise ValueError(f"invalid cron expression {expression!r}: {reason}") from None
-    if nth:
-        raise ValueError(
-            f"cron expression {expression!r}: # and L in day-of-week are not supported"
-        )
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
+    if nth:  # croniter's own nth forms never remain: _day_forms took every "#"
+        raise ValueError(f"invalid cron expression {expression!r}")
     minute, hour, day, month, weekday = expanded
     return _CronPlan(
         minutes=_values(minute, 0, 59),
         hours=_values(hour, 0, 23),
-        days=frozenset(_values(day, 1, 31)),
+        days=frozenset(_values(day, 1, 31) if forms.days else ()),
         last_day="l" in day,
+        last_workday=forms.last_workday,
         months=frozenset(_values(month, 1, 12)),
-        weekdays=frozenset(_values(weekday, 0, 6)),
-        day_or=day != ["*"] and weekday != ["*"],
+        weekdays=frozenset(_values(weekday, 0, 6) if forms.weekdays else ()),
+        nth_weekdays=forms.nth,
+        last_weekdays=forms.last,
+        # Vixie cron: the two day fields combine with OR unless either starts with a star.
+        day_or=not fields[2].startswith(("*", "?")) and not fields[4].startswith(("*", "?")),
         wildcard_hour=fields[1].startswith("*"),
     )
 
@@ -338,10 +453,14 @@ def _next_real(plan: _CronPlan, t: datetime, zone: ZoneInfo) -> datetime | None:
 
 def check_cron(expression: str) -> str | None:
     """None if ``expression`` is a valid 5-field cron (or a macro such as ``@daily``) that
-    fires at least once in the 10 years from 2000-01-01; else a plain message saying why not.
+    fires at all; else a plain message saying why not.
 
-    The syntax is croniter's minus its extensions: no seconds or year field, no ``@reboot``,
-    no ``H``, ``W`` or ``#``, no ``L`` in day-of-week (``L`` in day-of-month is accepted).
+    The syntax is croniter's minus its extensions (no seconds or year field, no ``@reboot``,
+    no ``H``, no ``W`` but in ``LW``) plus the day forms cronsim reads: ``L`` (the last day)
+    and ``LW`` (the last Monday-Friday) in day-of-month; ``N#K`` (the K-th weekday N of the
+    month, K 1-5) and ``NL`` (the last weekday N of the month) in day-of-week. When both day
+    fields are restricted (neither starts with ``*``), a day matching either fires (Vixie
+    cron's rule); a ``5#5`` in a month without a fifth Friday is simply no fire.
     """
     if not isinstance(expression, str):
         return "cron must be a string such as '0 9 * * *'"
@@ -352,6 +471,44 @@ def check_cron(expression: str) -> str | None:
     if plan.next_wall(_CHECK_FROM) is None:
         return f"{expression!r} never fires"
     return None
+
+
+def cron_days_in_words(expression: str) -> str | None:
+    """The days a valid cron fires on, in words, when it uses ``L``, ``LW``, ``N#K`` or ``NL``
+    (e.g. "the 2nd Tuesday of each month"); None for other crons. ValueError if invalid."""
+    plan = _plan(expression)
+    if not (plan.last_day or plan.last_workday or plan.nth_weekdays or plan.last_weekdays):
+        return None
+    month_days, weekdays = _month_day_words(plan), _weekday_words(plan)
+    if plan.day_or or not (month_days and weekdays):
+        words = " or ".join([*month_days, *weekdays])
+    else:  # day-of-month starts with a star but is not one: both fields must match
+        words = f"{' or '.join(month_days)}, when it is also {' or '.join(weekdays)}"
+    if len(plan.months) < 12:
+        words += ", in " + ", ".join(_MONTH_NAMES[m - 1] for m in sorted(plan.months))
+    return words
+
+
+def _month_day_words(plan: _CronPlan) -> list[str]:
+    if len(plan.days) == 31:
+        return ["any day"] if plan.day_or else []
+    words = [f"day {', '.join(str(d) for d in sorted(plan.days))}"] if plan.days else []
+    if plan.last_day:
+        words.append("the last day of the month")
+    if plan.last_workday:
+        words.append("the last weekday (Monday to Friday) of the month")
+    return words
+
+
+def _weekday_words(plan: _CronPlan) -> list[str]:
+    if len(plan.weekdays) == 7:
+        return ["any day"] if plan.day_or else []
+    names = [_DAY_NAMES[d] for d in sorted(plan.weekdays)]
+    words = [f"every {', '.join(names)}"] if names else []
+    for weekday, k in sorted(plan.nth_weekdays, key=lambda nk: (nk[1], nk[0])):
+        words.append(f"the {k}{_ORDINAL[k]} {_DAY_NAMES[weekday]} of each month")
+    words.extend(f"the last {_DAY_NAMES[d]} of each month" for d in sorted(plan.last_weekdays))
+    return words
 
 
 # --------------------------------------------------------------------------- schedules
@@ -375,7 +532,7 @@ class Cron:
         _plan(self.expression)
 
     def next_after(self, t: datetime) -> datetime | None:
-        """The first fire strictly after aware ``t``, in UTC; None if none within 10 years."""
+        """The first fire strictly after aware ``t``, in UTC; None if it never fires again."""
         t = _utc(t)
         plan = _plan(self.expression)
         if plan.wildcard_hour:

@@ -4,7 +4,6 @@ against slow, obviously-correct references (minute-by-minute walks, simple stepp
 from __future__ import annotations
 
 import calendar
-import functools
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
+from cronsim import CronSim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +28,13 @@ from runner.schedules import (
     from_spec,
     parse_every,
     parse_time,
+)
+from tests.unit.schedule_reference import (
+    ZONES,
+    instants,
+    near_a_change,
+    reference_cron_next,
+    reference_instant,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -412,6 +419,15 @@ def test_parse_time_rejects(text: Any, message: str) -> None:
         "30 1-3 * * *",
         "0 0 29 2 *",
         "0 0 L * *",
+        "0 0 LW * *",
+        "0 0 1,LW * *",
+        "0 3 * * 2#2",
+        "0 9 * * fri#3",
+        "0 18 * * 5L",
+        "0 18 * * friL",
+        "0 18 * * 7L",
+        "0 9 * * 1#1,5L,3",
+        "0 0 * 2 1#5",  # a 5th Monday in February: once in 28 years, but it does exist
         "0 0 ? * 1",
         "  0   9 * * *  ",
         "@hourly",
@@ -442,8 +458,15 @@ def test_check_cron_accepts(expression: str) -> None:
         ("0 24 * * *", "invalid cron expression"),
         ("0 0 * 13 *", "invalid cron expression"),
         ("0 0 * * funday", "invalid cron expression"),
-        ("0 0 * * 1#2", "# and L in day-of-week are not supported"),
+        ("0 0 * * 1#6", "the K of N#K must be 1 to 5"),
+        ("0 0 * * 1#0", "the K of N#K must be 1 to 5"),
+        ("0 0 * * 1#", "the K of N#K must be 1 to 5"),
+        ("0 0 * * 8#1", "'8' is not one weekday (0-7 or sun-sat)"),
+        ("0 0 * * 1-5L", "'1-5' is not one weekday"),
+        ("0 0 * * L", "'' is not one weekday"),
+        ("0 0 * * */2#1", "not one weekday"),
         ("0 0 15W * *", "W (nearest weekday) is not supported"),
+        ("0 0 W * *", "W (nearest weekday) is not supported"),
         ("H 0 * * *", "H (hashed) values are not supported"),
     ],
 )
@@ -562,16 +585,6 @@ def test_dst_notes_respect_the_horizon() -> None:
 
 # --------------------------------------------------------------------------- properties
 
-ZONES = [
-    "UTC",
-    "Europe/Berlin",
-    "America/New_York",
-    "Australia/Sydney",
-    "Australia/Lord_Howe",
-    "Asia/Kolkata",
-    "America/Santiago",
-    "Pacific/Chatham",
-]
 # Each fires at least monthly, so the minute-by-minute reference stays bounded.
 CRONS = [
     "* * * * *",
@@ -591,12 +604,13 @@ CRONS = [
     "45 1 * * 0",
     "0 0 1 * *",
 ]
-# Syntax variety for the wall-clock engine (checked against croniter in UTC).
+# Syntax variety for the wall-clock engine (checked against cronsim in UTC).
 MORE_CRONS = [
     *CRONS,
     "0 9 * * mon-fri",
     "0 0 1,15 * 5",  # both day fields restricted: either matches
-    "0 0 */2 * 1",
+    "0 0 */2 * 1",  # day-of-month starts with a star: both must match (Vixie cron)
+    "0 9 1-7 * 1",  # a range is a restriction: either matches
     "0 0 L * *",
     "0 12 L 2 *",
     "0 0 29 2 *",
@@ -605,99 +619,9 @@ MORE_CRONS = [
     "10-50/15 3,4 * jan,jul *",
     "0 0 * * 7",
 ]
-SPAN_START = datetime(2025, 1, 1, tzinfo=UTC)
-SPAN_SECONDS = int((datetime(2031, 1, 1, tzinfo=UTC) - SPAN_START).total_seconds())
-NEAR = 2 * 86400
 NAIVE_MIN = datetime.combine(date(1999, 1, 1), time())
 NAIVE_MAX = datetime.combine(date(2099, 1, 1), time())
 FAST = settings(max_examples=300, deadline=None, database=None)
-
-
-@functools.cache
-def zone_changes(name: str) -> list[datetime]:
-    """Every UTC offset change of zone ``name`` in 2025-2030, found by a plain scan."""
-    zone, changes = ZoneInfo(name), []
-    day = SPAN_START
-    while day < SPAN_START + timedelta(seconds=SPAN_SECONDS):
-        nxt = day + timedelta(days=1)
-        if day.astimezone(zone).utcoffset() != nxt.astimezone(zone).utcoffset():
-            minute = day
-            while minute.astimezone(zone).utcoffset() == day.astimezone(zone).utcoffset():
-                minute += MINUTE
-            changes.append(minute)
-        day = nxt
-    return changes
-
-
-@st.composite
-def instants(draw: st.DrawFn, zone_name: str) -> datetime:
-    """Mostly within two days of one of the zone's clock changes, else anywhere in 2025-2030."""
-    changes = zone_changes(zone_name)
-    if changes and draw(st.integers(0, 3)) > 0:
-        base = draw(st.sampled_from(changes))
-        t = base + timedelta(seconds=draw(st.integers(-NEAR, NEAR)))
-    else:
-        t = SPAN_START + timedelta(seconds=draw(st.integers(0, SPAN_SECONDS)))
-    if draw(st.booleans()):
-        t = t.replace(second=0)  # fires fall on whole minutes: test "strictly after" there
-    return t
-
-
-@st.composite
-def near_a_change(draw: st.DrawFn, zone_name: str) -> tuple[datetime, time]:
-    """An instant and a time of day, mostly both within hours of the same clock change."""
-    changes = zone_changes(zone_name)
-    if not changes or draw(st.integers(0, 3)) == 0:
-        return draw(instants(zone_name)), draw(st.times())
-    change = draw(st.sampled_from(changes))
-    before = (change - MINUTE).astimezone(ZoneInfo(zone_name)).utcoffset()
-    assert before is not None
-    near = (change + before).replace(tzinfo=None) + timedelta(minutes=draw(st.integers(-60, 60)))
-    return change + timedelta(seconds=draw(st.integers(-NEAR, NEAR))), near.time()
-
-
-class CronWalls:
-    """Membership in a cron's matching wall times, listed lazily by croniter itself."""
-
-    def __init__(self, expression: str, start: datetime) -> None:
-        self._iter = croniter(expression, start)
-        self._seen: set[datetime] = set()
-        self._frontier = start
-
-    def __contains__(self, wall_time: object) -> bool:
-        assert isinstance(wall_time, datetime)
-        while self._frontier < wall_time:
-            self._frontier = self._iter.get_next(datetime)
-            self._seen.add(self._frontier)
-        return wall_time in self._seen
-
-
-def reference_cron_next(expression: str, zone: ZoneInfo, t: datetime) -> datetime:
-    """The contract, applied to every real minute after ``t`` until one fires."""
-    wildcard_hour = expression.split()[1].startswith("*")
-    matching = CronWalls(expression, t.astimezone(zone).replace(tzinfo=None) - timedelta(days=1))
-    u = t.replace(second=0, microsecond=0) + MINUTE
-    previous = (u - MINUTE).astimezone(zone).utcoffset()
-    assert previous is not None
-    for _ in range(45 * 24 * 60):
-        local = u.astimezone(zone)
-        offset = local.utcoffset()
-        assert offset is not None
-        wall_time = local.replace(tzinfo=None)
-        if wildcard_hour:
-            fired = wall_time in matching
-        else:
-            first_pass = wall_time.replace(tzinfo=zone, fold=0).astimezone(UTC) == u
-            fired = first_pass and wall_time in matching
-            if offset > previous:  # the clock jumped forward at u over [u+previous, u+offset)
-                skipped = (u + previous).replace(tzinfo=None)
-                while not fired and skipped < wall_time:
-                    fired = skipped in matching
-                    skipped += MINUTE
-        if fired:
-            return u
-        previous, u = offset, u + MINUTE
-    raise AssertionError("reference found no fire")
 
 
 @FAST
@@ -718,24 +642,10 @@ def test_cron_matches_minute_by_minute_reference(
     expression=st.sampled_from(MORE_CRONS),
     t=st.datetimes(min_value=NAIVE_MIN, max_value=NAIVE_MAX),
 )
-def test_cron_wall_clock_matches_croniter(expression: str, t: datetime) -> None:
-    # In UTC there are no clock changes: the fire times are croniter's own.
-    expected = croniter(expression, t).get_next(datetime).replace(tzinfo=UTC)
+def test_cron_wall_clock_matches_cronsim(expression: str, t: datetime) -> None:
+    # In UTC there are no clock changes: the fire times are cronsim's own.
+    expected = next(CronSim(expression, t)).replace(tzinfo=UTC)
     assert Cron(expression, UTC_ZONE).next_after(t.replace(tzinfo=UTC)) == expected
-
-
-def reference_instant(wall_time: datetime, zone: ZoneInfo) -> datetime:
-    """The fixed-time rule, by brute force: the first occurrence, or the jump over a gap."""
-    first = wall_time.replace(tzinfo=zone).astimezone(UTC)
-    if first.astimezone(zone).replace(tzinfo=None) == wall_time:
-        return first
-    # Read with the offset after the jump, the wall time lands before it; clock changes fall
-    # on whole minutes, so walk minutes from there until the offset changes.
-    u = wall_time.replace(tzinfo=zone, fold=1).astimezone(UTC).replace(second=0, microsecond=0)
-    before = u.astimezone(zone).utcoffset()
-    while u.astimezone(zone).utcoffset() == before:
-        u += MINUTE
-    return u
 
 
 def reference_walls(origin: datetime, amount: int, unit: str) -> Iterator[datetime]:
