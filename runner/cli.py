@@ -76,10 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = command("list", cmd_list, "events with status and next run")
     listing.add_argument("--json", action="store_true")
-    nxt = command("next", cmd_next, "the next fire times of an event")
-    nxt.add_argument("name")
+    nxt = command("next", cmd_next, "the next fire times of an event, a cron or an every")
+    nxt.add_argument("name", nargs="?", help="an event of the config (or of the database)")
     nxt.add_argument("-n", type=int, default=5, help="how many (default 5)")
     nxt.add_argument("--after", help="ISO time (default now); without offset, in the event's zone")
+    given = nxt.add_mutually_exclusive_group()
+    given.add_argument("--cron", metavar="EXPR", help="preview a cron expression (no config)")
+    given.add_argument("--every", metavar="SPEC", help="preview a period such as 15m (no config)")
+    nxt.add_argument("--start", help="with --every: ISO time of the first occurrence")
+    nxt.add_argument("--timezone", metavar="ZONE", help="with --cron or --every (default UTC)")
     run = command("run", cmd_run, "reconcile, watch the config, execute due jobs")
     run.add_argument("--once", action="store_true", help="run what is due now, wait for it, exit")
     run.add_argument("--no-watch", action="store_true", help="do not reload on config changes")
@@ -234,7 +239,11 @@ def cmd_next(args: argparse.Namespace) -> int:
     from runner import schedules, views
     from runner.occurrences import next_fire
 
-    config = _load(args)
+    if args.cron is not None or args.every is not None:
+        return _next_of_flags(args)
+    if args.name is None:
+        raise RunnerError("next needs an event NAME, --cron EXPR or --every SPEC")
+    config = _load_for_event(args, args.name)
     spec = next((e for e in config.events if e.name == args.name), None)
     if spec is None:
         spec = _with_store(args, config, lambda store: _stored_spec(store, args.name))
@@ -249,6 +258,22 @@ def cmd_next(args: argparse.Namespace) -> int:
             break
         print(views.fire_time(fire, zone))
         current = fire
+    return EXIT_OK
+
+
+def _next_of_flags(args: argparse.Namespace) -> int:
+    """``runner next --cron EXPR`` or ``--every SPEC``: a preview without a config."""
+    from runner import preview, views
+
+    if args.name is not None:
+        raise RunnerError("next takes an event NAME or --cron/--every, not both")
+    kind, value = ("cron", args.cron) if args.cron is not None else ("every", args.every)
+    declared = {kind: value, "start": args.start, "timezone": args.timezone or "UTC"}
+    try:
+        shown = preview.of_spec(declared, args.after, args.n, _now())
+    except (ValueError, OverflowError) as exc:
+        raise RunnerError(str(exc)) from exc
+    print(views.schedule_preview(shown))
     return EXIT_OK
 
 
@@ -393,6 +418,22 @@ def _load(args: argparse.Namespace) -> Config:
     from runner import config as configs
 
     return configs.load([args.config], os.environ, _now())
+
+
+def _load_for_event(args: argparse.Namespace, name: str) -> Config:
+    """The config, or, when it has errors but event ``name`` has none, its valid part (the
+    errors printed on stderr), so one bad event does not hide the others."""
+    from runner import config as configs
+
+    report = configs.validate([args.config], os.environ, _now())
+    if report.config is not None:
+        return report.config
+    partial = report.partial
+    if partial is None or all(event.name != name for event in partial.events):
+        raise ConfigError(report.errors)
+    for problem in report.errors:
+        print(problem.render(), file=sys.stderr)
+    return partial
 
 
 def _load_unless_database_named(args: argparse.Namespace) -> Config | None:

@@ -72,6 +72,10 @@ class Report:
 
     config: Config | None
     problems: list[Problem] = field(default_factory=list)
+    #: What passed every check even when other parts did not: the settings, events and
+    #: policies of the files that could be read, less each event with a problem. For
+    #: previews (``runner next NAME``) of the valid events of a broken config; never applied.
+    partial: Config | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -219,7 +223,7 @@ class _Builder:
         found = [*self.problems, *(p for p in resolver.problems if not self._unknown(p))]
         problems = sorted(found)  # by file, line and column, as an editor lists them
         errors = [p for p in problems if p.severity == "error"]
-        return Report(None if errors else config, problems)
+        return Report(None if errors else config, problems, config)
 
     def _unknown(self, problem: Problem) -> bool:
         """Whether ``problem`` judges a value that came from an unset variable."""

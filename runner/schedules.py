@@ -692,7 +692,7 @@ def parse_time(text: str, zone: ZoneInfo) -> datetime:
         before, after = _wall(fire - _TICK, zone) + _TICK, _wall(fire, zone)
         raise ValueError(
             f"{text.strip()!r} does not exist in {zone}: "
-            f"the clock jumps from {_clock(before)} to {_clock(after)} that day"
+            f"the clock jumps from {clock_time(before)} to {clock_time(after)} that day"
         )
     return fire
 
@@ -769,6 +769,45 @@ def fire_times(schedule: Schedule, after: datetime, n: int) -> list[datetime]:
     return times
 
 
+@dataclass(frozen=True)
+class ClockChange:
+    """A change of ``zone``'s UTC offset, and the wall times of a schedule it affects.
+
+    ``walls`` are the schedule's wall times that the change skips (clocks go forward) or
+    repeats (clocks go back), in order. ``rule`` says what happens to them: ``fixed`` (a
+    skipped one fires when the clock jumps, a repeated one once, the first time), ``real``
+    (wildcard-hour crons: a skipped one does not fire, a repeated one fires in both passes)
+    or ``elapsed`` (``every`` in seconds, minutes or hours: no wall times, exact spacing).
+    """
+
+    at: datetime  # the instant of the change, UTC
+    zone: ZoneInfo
+    before: timedelta
+    after: timedelta
+    walls: tuple[datetime, ...]
+    rule: Literal["fixed", "real", "elapsed"]
+
+    @property
+    def forward(self) -> bool:
+        """Whether the clocks go forward (skip wall times) rather than back (repeat them)."""
+        return self.after > self.before
+
+
+def clock_changes(schedule: Schedule, start: datetime, end: datetime) -> list[ClockChange]:
+    """Each offset change of ``schedule``'s zone in ``(start, end]`` and what it does to the
+    schedule's wall times. Empty for :class:`At` and for zones without changes."""
+    if isinstance(schedule, At):
+        return []
+    step, rule = _wall_stepper(schedule)
+    found = []
+    for change, before, after in _changes(schedule.zone, _utc(start), _utc(end)):
+        # Skipped walls are [change+before, change+after); repeated, [change+after, change+before).
+        low, high = (t.replace(tzinfo=None) for t in sorted((change + before, change + after)))
+        walls = () if step is None else tuple(_walls_between(step, low, high))
+        found.append(ClockChange(change, schedule.zone, before, after, walls, rule))
+    return found
+
+
 def dst_notes(schedule: Schedule, after: datetime, horizon_days: int = 366) -> list[str]:
     """Notes on fires in the ``horizon_days`` after ``after`` that a clock change moves.
 
@@ -776,29 +815,24 @@ def dst_notes(schedule: Schedule, after: datetime, horizon_days: int = 366) -> l
     in days, weeks or months) get notes: one per clock change that skips or repeats one of
     their wall times. Empty for zones without changes. Meant as validation warnings.
     """
-    fixed = _fixed_walls(schedule)
-    if fixed is None:
-        return []
-    step, zone = fixed
     start = _utc(after)
-    notes = []
-    for change, before, now in _changes(zone, start, start + timedelta(days=horizon_days)):
-        # Skipped walls are [change+before, change+now); repeated ones [change+now, change+before).
-        low, high = sorted(((change + before), (change + now)))
-        walls = list(_walls_between(step, low.replace(tzinfo=None), high.replace(tzinfo=None)))
-        if walls:
-            notes.append(_note(str(zone), change, before, now, walls))
-    return notes
+    return [
+        _note(str(c.zone), c.at, c.before, c.after, list(c.walls))
+        for c in clock_changes(schedule, start, start + timedelta(days=horizon_days))
+        if c.rule == "fixed" and c.walls
+    ]
 
 
-def _fixed_walls(schedule: Schedule) -> tuple[_WallStep, ZoneInfo] | None:
-    """The wall-time stepper and zone of a fixed-time schedule; None for other schedules."""
+def _wall_stepper(
+    schedule: Cron | Every,
+) -> tuple[_WallStep | None, Literal["fixed", "real", "elapsed"]]:
+    """The wall-time stepper of ``schedule`` (None for elapsed time) and its DST rule."""
     if isinstance(schedule, Cron):
         plan = _plan(schedule.expression)
-        return None if plan.wildcard_hour else (plan.next_wall, schedule.zone)
-    if isinstance(schedule, Every) and schedule.unit not in _ELAPSED_UNITS:
-        return partial(schedule._wall_after, schedule._origin()[1]), schedule.zone
-    return None
+        return plan.next_wall, "real" if plan.wildcard_hour else "fixed"
+    if schedule.unit in _ELAPSED_UNITS:
+        return None, "elapsed"
+    return partial(schedule._wall_after, schedule._origin()[1]), "fixed"
 
 
 def _walls_between(step: _WallStep, low: datetime, high: datetime) -> Iterator[datetime]:
@@ -814,20 +848,21 @@ def _note(
 ) -> str:
     """A note on ``walls``, skipped or repeated by the change of offset at instant ``change``."""
     where = f"in {zone} on {walls[0].date().isoformat()}"
-    listed = _list_walls(walls)
+    listed = walls_in_words(walls)
     if after > before:
-        jump = f"{_clock(change + after)} ({_clock(change)}Z)"
+        jump = f"{clock_time(change + after)} ({clock_time(change)}Z)"
         if len(walls) == 1:
             return f"{listed} does not exist {where}; runs at {jump} instead"
         return f"{listed} do not exist {where}; they run once, at {jump}, instead"
     if len(walls) == 1:
         first = walls[0] - before  # the first pass runs on the offset from before the change
-        return f"{listed} occurs twice {where}; runs once, at the first ({_clock(first)}Z)"
+        return f"{listed} occurs twice {where}; runs once, at the first ({clock_time(first)}Z)"
     return f"{listed} occur twice {where}; each runs once, at the first"
 
 
-def _list_walls(walls: list[datetime]) -> str:
-    clocks = [_clock(wall) for wall in walls]
+def walls_in_words(walls: list[datetime] | tuple[datetime, ...]) -> str:
+    """``02:00``, ``02:00 and 02:30``, ``02:00, 02:20 and 02:40``, ``12 times from ...``."""
+    clocks = [clock_time(wall) for wall in walls]
     if len(clocks) > 4:
         return f"{len(clocks)} times from {clocks[0]} to {clocks[-1]}"
     if len(clocks) == 1:
@@ -835,6 +870,6 @@ def _list_walls(walls: list[datetime]) -> str:
     return f"{', '.join(clocks[:-1])} and {clocks[-1]}"
 
 
-def _clock(t: datetime) -> str:
+def clock_time(t: datetime) -> str:
     """``HH:MM``, or ``HH:MM:SS`` when there are seconds."""
     return t.strftime("%H:%M:%S" if t.second else "%H:%M")

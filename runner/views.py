@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.config import Report as ValidationReport
+    from runner.preview import Preview
     from runner.errors import Problem
     from runner.housekeeper import Report as CleanupReport
     from runner.plan import Plan
@@ -244,3 +245,18 @@ def fire_time(fire: datetime, zone: tzinfo) -> str:
     """A fire time in the event's zone and in UTC, as ``runner next`` prints it."""
     local = fire.astimezone(zone)
     return f"{local:%Y-%m-%d %H:%M:%S %Z (%z)}  {fire:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def schedule_preview(shown: Preview) -> str:
+    """``runner next --cron/--every``: what the schedule is, one line per fire (as
+    :func:`fire_time`), then what each clock change on the way does to it."""
+    from runner import preview
+
+    lines = [preview.title(shown.schedule)]
+    lines.extend(fire_time(fire, shown.zone) for fire in shown.fires)
+    if not shown.fires:
+        lines.append("no fire times")
+    if shown.changes:
+        lines.append("clock changes:")
+        lines.extend(f"  {preview.change_in_words(change)}" for change in shown.changes)
+    return "\n".join(lines)
