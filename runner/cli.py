@@ -236,8 +236,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_next(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from runner import schedules, views
-    from runner.occurrences import next_fire
+    from runner import preview, schedules, views
+    from runner.occurrences import next_fire, schedule_of
 
     if args.cron is not None or args.every is not None:
         return _next_of_flags(args)
@@ -252,12 +252,15 @@ def cmd_next(args: argparse.Namespace) -> int:
         current = schedules.parse_time(args.after, zone) if args.after else _now()
     except (ValueError, OverflowError) as exc:
         raise RunnerError(f"--after: {exc}") from exc
+    after, fires = current, []
     for _ in range(args.n):
         fire = next_fire(spec, current)
         if fire is None:
             break
-        print(views.fire_time(fire, zone))
+        fires.append(fire)
         current = fire
+    shown = preview.with_changes(schedule_of(spec), after, fires)
+    print(views.schedule_preview(shown, spec.name))
     return EXIT_OK
 
 

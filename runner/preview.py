@@ -16,6 +16,7 @@ from runner import schedules
 from runner.schedules import ClockChange, Schedule, clock_time, walls_in_words
 
 _TICK: Final = timedelta(microseconds=1)
+_LONGEST_SHIFT: Final = timedelta(hours=3)  # no zone moves its clocks by more (Troll: 2h)
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,23 @@ class Preview:
 
 
 def preview(schedule: Schedule, after: datetime, n: int) -> Preview:
-    """Up to ``n`` fires strictly after ``after``, and the clock changes from ``after`` to the
-    last fire that affect them or that they cross."""
-    fires = schedules.fire_times(schedule, after, n)
-    changes = schedules.clock_changes(schedule, after, fires[-1]) if fires else []
+    """Up to ``n`` fires strictly after ``after``, and the clock changes on the way."""
+    return with_changes(schedule, after, schedules.fire_times(schedule, after, n))
+
+
+def with_changes(schedule: Schedule, after: datetime, fires: list[datetime]) -> Preview:
+    """``fires`` of ``schedule`` (e.g. an event's, jitter included) from ``after``, with the
+    clock changes from ``after`` to the last of them, and one just after it that repeats
+    the wall time of a listed fire (its first pass comes before the change)."""
+    if not fires:
+        return Preview(schedule, fires, [])
+    zone, last = _zone_of(schedule), fires[-1]
+    walls = {fire.astimezone(zone).replace(tzinfo=None) for fire in fires}
+    changes = [
+        change
+        for change in schedules.clock_changes(schedule, after, last + _LONGEST_SHIFT)
+        if change.at <= last or walls.intersection(change.walls)
+    ]
     return Preview(schedule, fires, changes)
 
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.config import Report as ValidationReport
-    from runner.preview import Preview
     from runner.errors import Problem
     from runner.housekeeper import Report as CleanupReport
     from runner.plan import Plan
+    from runner.preview import Preview
     from runner.store.sql import EventRow, ExecutionRow
 
 
@@ -247,12 +247,12 @@ def fire_time(fire: datetime, zone: tzinfo) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S %Z (%z)}  {fire:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def schedule_preview(shown: Preview) -> str:
-    """``runner next --cron/--every``: what the schedule is, one line per fire (as
+def schedule_preview(shown: Preview, name: str | None = None) -> str:
+    """``runner next``: what the schedule (of event ``name``) is, one line per fire (as
     :func:`fire_time`), then what each clock change on the way does to it."""
     from runner import preview
 
-    lines = [preview.title(shown.schedule)]
+    lines = [f"{name}: " * bool(name) + preview.title(shown.schedule)]
     lines.extend(fire_time(fire, shown.zone) for fire in shown.fires)
     if not shown.fires:
         lines.append("no fire times")

@@ -354,9 +354,13 @@ def test_next_prints_local_and_utc_times_across_fall_back(cli: Cli, stored: bool
     done = cli("next", "nightly", "-n", "3", "--after", "2027-10-30T12:00:00Z", "--db", cli.db)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
+        "nightly: cron '30 2 * * *' in Europe/Berlin",
         "2027-10-31 02:30:00 CEST (+0200)  2027-10-31T00:30:00Z",
         "2027-11-01 02:30:00 CET (+0100)  2027-11-01T01:30:00Z",
         "2027-11-02 02:30:00 CET (+0100)  2027-11-02T01:30:00Z",
+        "clock changes:",
+        "  2027-10-31 02:30 Europe/Berlin occurs twice (clocks go back from 03:00 CEST to "
+        "02:00 CET at 01:00Z): fires once, at 02:30 CEST (00:30Z)",
     ]
 
 
