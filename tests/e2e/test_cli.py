@@ -418,6 +418,8 @@ print("LOADED", status, " ".join(loaded + [m for m in sys.modules if m == "runne
         (["validate"], 0),
         (["validate", "--format", "json"], 0),
         (["next", "nightly", "-n", "2"], 0),
+        (["next", "--cron", "0 3 * * 2#2", "--timezone", "Europe/Berlin"], 0),
+        (["next", "--every", "1d", "--start", "2027-01-01T09:00"], 0),
         (["schema"], 0),
         (["plan"], 1),  # a broken config: plan's config half fails before any database
     ],
