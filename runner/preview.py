@@ -121,8 +121,10 @@ def _repeated(change: ClockChange, several: bool) -> str:
     if change.rule == "real":
         passes = f"{clock_time(first)}Z and {clock_time(second)}Z"
         return f"fire in both passes ({clock_time(wall)} at {passes})"
-    at = f"{clock_time(wall)} {_zone_names(change)[0]} ({clock_time(first)}Z)"
-    return f"each fires once, the first time ({at} ...)" if several else f"fires once, at {at}"
+    local = f"{clock_time(wall)} {_zone_names(change)[0]}"
+    if several:
+        return f"each fires once, the first time (from {local} = {clock_time(first)}Z)"
+    return f"fires once, at {local} ({clock_time(first)}Z)"
 
 
 def _zone_of(schedule: Schedule) -> ZoneInfo:

@@ -43,7 +43,7 @@ AUTUMN = "clocks go back from 03:00 CEST to 02:00 CET at 01:00Z"
             Cron("*/20 2 * * *", BERLIN),
             "2027-10-30T12:00",
             f"2027-10-31 02:00, 02:20 and 02:40 Europe/Berlin occur twice ({AUTUMN}): "
-            "each fires once, the first time (02:00 CEST (00:00Z) ...)",
+            "each fires once, the first time (from 02:00 CEST = 00:00Z)",
         ),
         (
             Cron("30 * * * *", BERLIN),
