@@ -48,7 +48,7 @@ def with_changes(schedule: Schedule, after: datetime, fires: list[datetime]) -> 
     walls = {fire.astimezone(zone).replace(tzinfo=None) for fire in fires}
     changes = [
         change
-        for change in schedules.clock_changes(schedule, after, last + _LONGEST_SHIFT)
+        for change in schedules.clock_changes_for(schedule, after, last + _LONGEST_SHIFT)
         if change.at <= last or walls.intersection(change.walls)
     ]
     return Preview(schedule, fires, changes)

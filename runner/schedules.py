@@ -793,14 +793,15 @@ class ClockChange:
         return self.after > self.before
 
 
-def clock_changes(schedule: Schedule, start: datetime, end: datetime) -> list[ClockChange]:
-    """Each offset change of ``schedule``'s zone in ``(start, end]`` and what it does to the
-    schedule's wall times. Empty for :class:`At` and for zones without changes."""
+def clock_changes_for(schedule: Schedule, start: datetime, end: datetime) -> list[ClockChange]:
+    """Each offset change of ``schedule``'s zone in ``(start, end]`` (see
+    :func:`clock_changes`) and what it does to the schedule's wall times. Empty for
+    :class:`At` and for zones without changes."""
     if isinstance(schedule, At):
         return []
     step, rule = _wall_stepper(schedule)
     found = []
-    for change, before, after in _changes(schedule.zone, _utc(start), _utc(end)):
+    for change, before, after in clock_changes(schedule.zone, start, end):
         # Skipped walls are [change+before, change+after); repeated, [change+after, change+before).
         low, high = (t.replace(tzinfo=None) for t in sorted((change + before, change + after)))
         walls = () if step is None else tuple(_walls_between(step, low, high))
@@ -818,7 +819,7 @@ def dst_notes(schedule: Schedule, after: datetime, horizon_days: int = 366) -> l
     start = _utc(after)
     return [
         _note(str(c.zone), c.at, c.before, c.after, list(c.walls))
-        for c in clock_changes(schedule, start, start + timedelta(days=horizon_days))
+        for c in clock_changes_for(schedule, start, start + timedelta(days=horizon_days))
         if c.rule == "fixed" and c.walls
     ]
 
