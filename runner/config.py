@@ -223,7 +223,19 @@ class _Builder:
         found = [*self.problems, *(p for p in resolver.problems if not self._unknown(p))]
         problems = sorted(found)  # by file, line and column, as an editor lists them
         errors = [p for p in problems if p.severity == "error"]
-        return Report(None if errors else config, problems, config)
+        partial = replace(config, events=self._valid_events(config, errors))
+        return Report(None if errors else config, problems, partial)
+
+    def _valid_events(self, config: Config, errors: list[Problem]) -> tuple[EventSpec, ...]:
+        """The events of ``config`` that no error is about (by ``events[i]`` in its file)."""
+        bad = {(p.file, p.path.split("]", 1)[0]) for p in errors if p.path.startswith("events[")}
+        names = {
+            event.get("name")
+            for file, parsed in self.documents
+            for index, event in enumerate(parsed.data.get("events") or [])
+            if isinstance(event, dict) and (file, f"events[{index}") in bad
+        }
+        return tuple(event for event in config.events if event.name not in names)
 
     def _unknown(self, problem: Problem) -> bool:
         """Whether ``problem`` judges a value that came from an unset variable."""

@@ -131,10 +131,13 @@ def test_next_of_a_valid_event_beside_broken_ones(tmp_path: Path) -> None:
         "2027-01-01 02:30:00 CET (+0100)  2027-01-01T01:30:00Z",
         "2027-01-02 02:30:00 CET (+0100)  2027-01-02T01:30:00Z",
     ]
-    # The schema's problem comes first; the cron of patchday is checked once that is fixed.
+    # Every problem of the others is reported, in file order.
     assert done.stderr.splitlines() == [
+        "scheduler.yaml:7:22: error: invalid cron expression '0 3 * * 2#9': day-of-week "
+        "'2#9': the K of N#K must be 1 to 5 (N#K is the K-th weekday N of the month, e.g. "
+        "2#2 is the 2nd Tuesday) (at events[1].schedule.cron)",
         "scheduler.yaml:11:5: error: unknown field 'timout'; did you mean 'timeout'? "
-        "(at events[2].timout)"
+        "(at events[2].timout)",
     ]
 
 

@@ -118,5 +118,8 @@ def test_partial_config_keeps_the_valid_events(tmp_path: Path) -> None:
     assert report.partial is not None
     assert [e.name for e in report.partial.events] == ["good"]
     assert report.partial.events[0].schedule["timezone"] == "Europe/Berlin"
-    # The errors are the schema's, as before: the cron check follows once they are fixed.
-    assert {p.path for p in report.errors} == {"events[1].timout", "events[0].schedule"}
+    assert {(Path(p.file).name, p.path) for p in report.errors} == {
+        ("a.yaml", "events[1].timout"),
+        ("a.yaml", "events[2].schedule.cron"),
+        ("b.yaml", "events[0].schedule"),
+    }
