@@ -18,18 +18,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from runner import config as configs
 from runner.clock import Clock
 from runner.config import is_loopback, split_listen
 from runner.errors import RunnerError
@@ -57,21 +58,87 @@ class State:
     check_interval: Callable[[], float]
 
 
-class NewEvent(BaseModel):
-    """A user event. Only a function listed in ``settings.api.allowed_functions``."""
+class DesignEvent(BaseModel):
+    """A user event in the module design's arguments. Only a function listed in
+    ``settings.api.allowed_functions``."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=100)
-    function_name: str = Field(max_length=255)
+    function_name: str = Field(max_length=255, description="a registered name or module:callable")
     next_execution: datetime | None = None
     recurring: bool = False
     interval_type: str | None = Field(None, description="once, cron, or seconds … months")
-    interval_value: int | str | None = None
+    interval_value: int | str | None = Field(
+        None, description="how many of the unit, or the cron expression"
+    )
     module_id: str | None = Field(None, max_length=100)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the function; _cron_expression may hold the cron",
+    )
     max_executions: int | None = Field(None, ge=1, le=2_147_483_647)
     description: str = Field("", max_length=1000)
     timezone: str | None = None
+
+    @property
+    def function(self) -> str:
+        return self.function_name
+
+
+def _config_event_schema(schema: dict[str, Any]) -> None:
+    """Show the config's own event schema: the one that validates this body."""
+    config = configs.schema()
+    schema.clear()
+    schema.update(_inline(config["$defs"]["event"], config["$defs"]))
+    schema["title"] = "ConfigEvent"
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    """``node`` with every ``#/$defs/...`` reference replaced by its definition."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {k: _inline(v, definitions) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, definitions) for v in node]
+    return node
+
+
+class ConfigEvent(BaseModel):
+    """A user event as a config file declares it (``function``, ``schedule``, ``retry``,
+    ``timeout``, ``overlap``, ``misfire``, ``jitter``, ...), validated by the config's
+    JSON Schema. Only a function listed in ``settings.api.allowed_functions``; never a
+    command."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_config_event_schema)
+    name: str
+    function: str
+    schedule: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_command(cls, data: Any) -> Any:
+        given = [k for k in COMMAND_FIELDS if isinstance(data, dict) and k in data]
+        if given:
+            raise ValueError(f"the API creates function events only; {given[0]} is refused")
+        return data
+
+
+COMMAND_FIELDS = ("command", "env", "cwd", "shell")
+
+
+def _shape(body: Any) -> str:
+    """Which shape a new event is in: the config's mapping names ``function`` or
+    ``schedule``; anything else is read as the design's arguments."""
+    config = isinstance(body, dict) and "function_name" not in body
+    return "config" if config and ("function" in body or "schedule" in body) else "design"
+
+
+NewEvent = Annotated[
+    Annotated[DesignEvent, Tag("design")] | Annotated[ConfigEvent, Tag("config")],
+    Discriminator(_shape),
+]
 
 
 class ErrorDetail(BaseModel):
@@ -94,6 +161,24 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # Any call may be refused for its Host (421), its input (400, 422) or the database (503).
 ANY_CALL = _documented(400, 421, 422, 500, 503)
 REFUSED = _documented(401, 403)
+
+
+def _config_cleanup_schema(schema: dict[str, Any]) -> None:
+    """Show the config's cleanup schema; the name may be left out, as the design does."""
+    config = configs.schema()
+    schema.clear()
+    schema.update(_inline(config["$defs"]["cleanup"], config["$defs"]))
+    schema["required"] = [k for k in schema.get("required", []) if k != "name"]
+    schema["title"] = "NewCleanup"
+
+
+class NewCleanup(BaseModel):
+    """A user cleanup policy: the config's ``cleanup`` fields, validated by its schema and
+    the housekeeper's safety checks. Without a name, it is named after its directory and
+    pattern, so registering the same again replaces it."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_config_cleanup_schema)
+    directory: str
 
 
 class CleanupRun(BaseModel):
@@ -162,11 +247,15 @@ def create_app(state: State) -> FastAPI:
         responses={**REFUSED, **_documented(409)},
     )
     async def create_event(event: NewEvent) -> JSONResponse:
-        refusal = state.api().function_refusal(event.function_name)
+        """Create a user event from the module design's arguments or the config's mapping."""
+        refusal = state.api().function_refusal(event.function)
         if refusal:
             return _error("forbidden", refusal)
-        fields = event.model_dump()
-        return _respond(await service.schedule_event(**fields), status=201)
+        if isinstance(event, DesignEvent):
+            result = await service.schedule_event(**event.model_dump())
+        else:
+            result = await service.schedule_event(event.model_dump(exclude_unset=True))
+        return _respond(result, status=201)
 
     @app.get(f"{PREFIX}/events/{{name}}", responses=_documented(404))
     async def get_event(name: str) -> JSONResponse:
@@ -211,6 +300,16 @@ def create_app(state: State) -> FastAPI:
     @app.get(f"{PREFIX}/cleanup")
     async def cleanup_policies() -> JSONResponse:
         return _respond(await service.list_cleanups())
+
+    @app.post(
+        f"{PREFIX}/cleanup",
+        dependencies=mutating,
+        status_code=201,
+        responses={**REFUSED, **_documented(409)},
+    )
+    async def register_cleanup(policy: NewCleanup) -> JSONResponse:
+        """Create or replace a user cleanup policy (the module design's register_cleanup)."""
+        return _respond(await service.register_cleanup(policy.model_dump()), status=201)
 
     @app.post(
         f"{PREFIX}/cleanup/run",

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from runner import config as configs
-from runner import functions, safety, schedules
+from runner import design, functions, safety, schedules
 from runner.clock import Clock, SystemClock
 from runner.errors import Conflict, NotFound, RunnerError, StoreError
 from runner.functions import Functions
@@ -28,7 +28,7 @@ log = logging.getLogger("runner.service")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
-UNITS = ("seconds", "minutes", "hours", "days", "weeks", "months")
+UNITS = design.UNITS  # the interval units of the design, for the agent tools
 
 
 class Invalid(RunnerError):
@@ -187,8 +187,8 @@ class SchedulerService:
 
     async def schedule_event(
         self,
-        name: str,
-        function_name: str,
+        name: str | Mapping[str, Any],
+        function_name: str | None = None,
         next_execution: datetime | str | None = None,
         recurring: bool = False,
         interval_type: str | None = None,
@@ -196,41 +196,49 @@ class SchedulerService:
         module_id: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         max_executions: int | None = None,
-        description: str = "",
+        description: str | None = None,
         timezone: str | None = None,
-        **options: Any,
+        **fields: Any,
     ) -> Result[dict[str, Any]]:
-        """Create a user event calling ``function_name``: a name given to
-        :meth:`register_function` (or in ``settings.functions``), or ``module:callable``.
+        """Create a user event; ``data["event_id"]`` is its id.
 
-        One-time: ``next_execution`` (refused in the past unless ``allow_past_events``).
-        Recurring: ``interval_type`` ``cron`` with an expression, or a unit (seconds …
-        months) with a count, starting at ``next_execution`` if given. ``options`` take
-        the config's other event fields (``timeout``, ``retry``, ``overlap``, ...).
+        Either the module design's arguments: ``function_name`` (a name given to
+        :meth:`register_function` or in ``settings.functions``, or ``module:callable``);
+        one-time with ``next_execution`` (refused in the past unless
+        ``allow_past_events``); recurring with ``interval_type`` ``cron`` and the
+        expression (``interval_value`` or ``parameters["_cron_expression"]``), or a unit
+        (seconds, minutes … months) and a count in ``interval_value``, from
+        ``next_execution`` if given. ``fields`` take the config's other event fields
+        (``timeout``, ``retry``, ``overlap``, ``misfire``, ``jitter``, even ``schedule``).
+
+        Or the config's event mapping, as a config file holds it:
+        ``schedule_event({"name": ..., "function": ..., "schedule": {...}, ...})``.
+        Both are validated by the config's JSON Schema and checks.
         """
 
         async def create() -> Result[dict[str, Any]]:
-            try:
-                schedule = _schedule(
-                    next_execution, recurring, interval_type, interval_value, timezone
+            if isinstance(name, Mapping):
+                given = (function_name, next_execution, interval_type, interval_value)
+                if any(v is not None for v in given) or recurring or fields:
+                    raise Invalid("give the event's mapping alone, or the design's arguments")
+                declared, problems = dict(name), list[str]()
+            else:
+                declared, problems = design.event_mapping(
+                    name,
+                    function_name,
+                    next_execution,
+                    recurring,
+                    interval_type,
+                    interval_value,
+                    parameters,
+                    timezone,
+                    module_id=module_id,
+                    max_executions=max_executions,
+                    description=description,
+                    **fields,
                 )
-                problem = None
-            except Invalid as exc:  # still check the other fields, to report all at once
-                schedule, problem = {"every": "1m"}, str(exc)
-            declared = {
-                "name": name,
-                "function": function_name,
-                "parameters": dict(parameters or {}),
-                "schedule": schedule,
-                "description": description,
-                **({"module_id": module_id} if module_id else {}),
-                **({"max_executions": max_executions} if max_executions is not None else {}),
-                **options,
-            }
-            if not self.functions.knows(function_name) and functions.NAME.match(function_name):
-                unknown = f"function_name: no function is registered as '{function_name}'"
-                problem = f"{problem}; {unknown}" if problem else unknown
-            spec = self._validated("events", declared, problem)
+            problems += self._unknown_function(declared.get("function"))
+            spec = self._validated("events", declared, problems)
             now = self.clock.now()
             at = schedules.from_spec(spec.schedule)
             if (
@@ -243,23 +251,31 @@ class SchedulerService:
                 )
             await self.store.create_user_event(spec, now)
             self.wake()
-            return await self.get_event(name)
+            return await self.get_event(spec.name)
 
         return await _guard(create())
 
+    def _unknown_function(self, function: object) -> list[str]:
+        """A problem when ``function`` is a name nobody registered (the schema checks its
+        form, and an import path is imported when it runs)."""
+        named = isinstance(function, str) and functions.NAME.match(function)
+        if named and not self.functions.knows(str(function)):
+            return [f"function: no function is registered as '{function}'"]
+        return []
+
     def _validated(
-        self, section: str, declared: Mapping[str, Any], problem: str | None = None
+        self, section: str, declared: Mapping[str, Any], problems: Sequence[str] = ()
     ) -> Any:
         report = configs.validate_data(
             {section: [declared]}, "<service>", self.clock.now(), self.settings
         )
-        problems = [problem] if problem else []
-        problems += [
+        found = list(problems)
+        found += [
             f"{p.path.removeprefix(f'{section}[0]').lstrip('.') or section}: {p.message}"
             for p in report.errors
         ]
-        if problems or report.config is None:
-            raise Invalid("; ".join(problems))
+        if found or report.config is None:
+            raise Invalid("; ".join(found))
         return (report.config.events or report.config.cleanups)[0]
 
     async def list_events(
@@ -369,12 +385,29 @@ class SchedulerService:
     # --- housekeeping -------------------------------------------------------------------
 
     async def register_cleanup(
-        self, name: str, directory: str, **fields: Any
+        self,
+        name: str | Mapping[str, Any] | None = None,
+        directory: str | None = None,
+        **fields: Any,
     ) -> Result[dict[str, Any]]:
-        """Create or replace a user cleanup policy (same fields as the config's ``cleanup``)."""
+        """Create or replace a user cleanup policy: the config's ``cleanup`` fields
+        (``directory``, ``pattern``, ``retention_days``, ``max_files``, ``max_size_mb``,
+        ``priority``, ``module_id``, ...), or that mapping itself. Without a name, as the
+        module design registers them, the policy is named after its directory and pattern
+        (``data["name"]``), so registering the same again replaces it."""
 
         async def register() -> Result[dict[str, Any]]:
-            spec = self._validated("cleanup", {"name": name, "directory": directory, **fields})
+            if isinstance(name, Mapping):
+                if directory is not None or fields:
+                    raise Invalid("give the policy's mapping alone, or its fields")
+                given = dict(name)
+            else:
+                given = {"name": name, "directory": directory, **fields}
+            declared = {k: v for k, v in given.items() if v is not None}
+            if "name" not in declared:
+                where, pattern = declared.get("directory"), declared.get("pattern", "*")
+                declared = {"name": design.cleanup_name(str(where), str(pattern)), **declared}
+            spec = self._validated("cleanup", declared)
             refusal = safety.unsafe_directory(spec, self._own_files())
             if refusal:
                 raise Invalid(f"directory: {refusal}")
@@ -416,28 +449,3 @@ class SchedulerService:
             return Result.ok([{**asdict(r), "started_at": _iso(r.started_at)} for r in reports])
 
         return await _guard(clean())
-
-
-def _schedule(
-    next_execution: datetime | str | None,
-    recurring: bool,
-    interval_type: str | None,
-    interval_value: int | str | None,
-    timezone: str | None,
-) -> dict[str, Any]:
-    """The module design's scheduling arguments as a config schedule mapping."""
-    start = next_execution.isoformat() if isinstance(next_execution, datetime) else next_execution
-    zone = {"timezone": timezone} if timezone else {}
-    if not recurring and interval_type in (None, "once"):
-        if start is None:
-            raise Invalid("a one-time event needs next_execution")
-        return {"at": start, **zone}
-    if interval_type == "cron":
-        return {"cron": str(interval_value), **zone}
-    unit = (interval_type or "") if (interval_type or "").endswith("s") else f"{interval_type}s"
-    if unit not in UNITS:
-        units = ", ".join(UNITS)
-        raise Invalid(f"interval_type is once, cron or one of {units}, not {interval_type!r}")
-    if not isinstance(interval_value, int) or isinstance(interval_value, bool):
-        raise Invalid(f"interval_value must be an integer number of {unit}, not {interval_value!r}")
-    return {"every": {unit: interval_value}, **({"start": start} if start else {}), **zone}
