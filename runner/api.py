@@ -86,11 +86,17 @@ class DesignEvent(BaseModel):
 
 
 def _config_event_schema(schema: dict[str, Any]) -> None:
-    """Show the config's own event schema: the one that validates this body."""
+    """Show the config's own event schema, the one that validates this body, less what
+    makes a command: the API creates function events only."""
     config = configs.schema()
+    event = _inline(config["$defs"]["event"], config["$defs"])
+    for key in ("oneOf", "dependentSchemas", "x-errors"):
+        event.pop(key, None)
+    for key in COMMAND_FIELDS:
+        del event["properties"][key]
+    event["required"] = [*event["required"], "function"]
     schema.clear()
-    schema.update(_inline(config["$defs"]["event"], config["$defs"]))
-    schema["title"] = "ConfigEvent"
+    schema.update(event, title="ConfigEvent")
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
