@@ -92,6 +92,12 @@ class Rig:
         """Everything reconcile may write, raw: to show that nothing was."""
         return [await self.rows(table) for table in (events, cleanup_configs, state)]
 
+    async def add_execution(self, name: str, outcome: str, **fields: Any) -> None:
+        """A finished execution of event ``name`` scheduled at NOW, as the runner writes one."""
+        owner = select(events.c.id).where(events.c.name == name).scalar_subquery()
+        values = {"scheduled_time": NOW, "attempt": 1, "created_at": NOW} | fields
+        await self.write(insert(executions).values(event_id=owner, outcome=outcome, **values))
+
     async def count(self, table: Table) -> int:
         async with read_transaction(self.store.engine) as conn:
             return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
@@ -317,12 +323,7 @@ async def test_update_keeps_runtime_state_unless_the_schedule_moves(
 
 async def test_removed_event_is_retired_and_keeps_its_history(rig: Rig) -> None:
     await rig.apply(rig.config([event("kept"), event("gone")]))
-    gone = select(events.c.id).where(events.c.name == "gone").scalar_subquery()
-    await rig.write(
-        insert(executions).values(
-            event_id=gone, scheduled_time=NOW, attempt=1, outcome="succeeded", created_at=NOW
-        )
-    )
+    await rig.add_execution("gone", "succeeded")
     plan = await rig.apply(rig.config([event("kept")]), LATER)
     assert [c.render() for c in plan.changes] == ["- delete event gone"]
     assert await rig.names() == ["kept"], "a removed event is not listed"
@@ -336,12 +337,7 @@ async def test_removed_event_is_retired_and_keeps_its_history(rig: Rig) -> None:
 
 async def test_a_removed_event_declared_again_comes_back_with_its_history(rig: Rig) -> None:
     await rig.apply(rig.config([event("kept"), event("back")]))
-    back = select(events.c.id).where(events.c.name == "back").scalar_subquery()
-    await rig.write(
-        insert(executions).values(
-            event_id=back, scheduled_time=NOW, attempt=1, outcome="failed", created_at=NOW
-        )
-    )
+    await rig.add_execution("back", "failed")
     await rig.apply(rig.config([event("kept")]), NOW + timedelta(hours=1))
     plan = await rig.apply(rig.config([event("kept"), event("back", timeout=5)]), LATER)
     assert [c.render() for c in plan.changes] == ["+ create event back (again, with its history)"]
@@ -363,17 +359,7 @@ async def test_an_empty_config_after_everything_was_removed_is_not_refused(rig: 
 async def test_a_removed_event_goes_when_retention_has_taken_its_history(rig: Rig) -> None:
     await rig.apply(rig.config([event("kept"), event("gone")]))
     for name in ("kept", "gone"):
-        owner = select(events.c.id).where(events.c.name == name).scalar_subquery()
-        await rig.write(
-            insert(executions).values(
-                event_id=owner,
-                scheduled_time=NOW,
-                attempt=1,
-                outcome="succeeded",
-                finished_at=NOW,
-                created_at=NOW,
-            )
-        )
+        await rig.add_execution(name, "succeeded", finished_at=NOW)
     await rig.apply(rig.config([event("kept")]), NOW)
     assert await rig.store.purge_history(NOW - timedelta(days=1)) == 0
     assert (await rig.event("gone")).status == "removed", "kept while it has history"
