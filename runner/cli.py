@@ -33,12 +33,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem.render(), file=sys.stderr)
+        _json_error(args, exc)
         return EXIT_FAIL
     except RunnerError as exc:
         print(f"runner: error: {exc}", file=sys.stderr)
+        _json_error(args, exc)
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+
+
+def _json_error(args: argparse.Namespace, exc: RunnerError) -> None:
+    """With ``--json``, the error also goes to stdout as the API answers it:
+    ``{"success": false, "error": {"code", "message"}}``, with the same codes."""
+    if getattr(args, "json", False):
+        from runner.result import Result, error_code
+
+        print(json.dumps(Result.fail(error_code(exc), str(exc)).to_json(), indent=2))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -48,3 +48,7 @@ class NotFound(RunnerError):
 
 class Conflict(RunnerError):
     """The request contradicts the current state (e.g. deleting a config-owned event)."""
+
+
+class Invalid(RunnerError):
+    """Input (to the library, the API, the CLI) that does not pass validation."""

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
+from runner.errors import ConfigError, Conflict, Invalid, NotFound, StoreError
+
 T = TypeVar("T")
 M = TypeVar("M")
 V = TypeVar("V")
@@ -40,6 +42,23 @@ ERROR_CODES: Mapping[str, ErrorCode] = {
     "database_error": ErrorCode(503, "the database is unavailable"),
     "internal_error": ErrorCode(500, "unexpected error; the runner's log has the details"),
 }
+
+
+# Which code each of runner's exceptions answers with; the first match wins.
+_EXCEPTION_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (Invalid, "validation_error"),
+    (ConfigError, "validation_error"),
+    (NotFound, "not_found"),
+    (Conflict, "conflict"),
+    (StoreError, "database_error"),
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The code for ``exc``: one of runner's exceptions, else ``internal_error``."""
+    return next(
+        (code for kind, code in _EXCEPTION_CODES if isinstance(exc, kind)), "internal_error"
+    )
 
 
 def http_status(code: str) -> int:

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 from runner import config as configs
 from runner import design, functions, safety, schedules
 from runner.clock import Clock, SystemClock
-from runner.errors import Conflict, NotFound, RunnerError, StoreError
+from runner.errors import Conflict, Invalid, NotFound, StoreError
 from runner.functions import Functions
 from runner.loop import Runner, run_housekeeping
-from runner.result import Result
+from runner.result import Result, error_code
 from runner.specs import CommandJob, FunctionJob, Settings
 from runner.store.sql import EventFilter, EventRow, ExecutionRow, Store
 
@@ -31,26 +31,19 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 UNITS = design.UNITS  # the interval units of the design, for the agent tools
 
 
-class Invalid(RunnerError):
-    """Input that does not pass validation."""
-
-
 async def _guard(call: Awaitable[Result[T]]) -> Result[T]:
     """Turn runner's exceptions into failed Results; unexpected ones are logged."""
     try:
         return await call
-    except Invalid as exc:
-        return Result.fail("validation_error", str(exc))
-    except NotFound as exc:
-        return Result.fail("not_found", str(exc))
-    except Conflict as exc:
-        return Result.fail("conflict", str(exc))
     except StoreError as exc:
         log.error("database error: %s", exc)
         return Result.fail("database_error", "the database is unavailable")
-    except Exception:
+    except Exception as exc:
+        code = error_code(exc)
+        if code != "internal_error":
+            return Result.fail(code, str(exc))
         log.exception("unexpected error in the scheduler service")
-        return Result.fail("internal_error", "unexpected error; see the runner's log")
+        return Result.fail(code, "unexpected error; see the runner's log")
 
 
 def event_json(row: EventRow) -> dict[str, Any]:

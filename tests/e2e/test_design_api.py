@@ -8,18 +8,24 @@ The examples are written as the design's API has them (SPEC.md does not quote th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from runner.result import Result
+from runner.service import SchedulerService
 from tests.e2e.api_helpers import PREFIX, ApiServer, auth, data_of, running_server
 from tests.e2e.helpers import wait_for
 
@@ -265,3 +271,31 @@ def test_the_openapi_document_shows_both_shapes(api: Server) -> None:
         else:
             assert {"function_name", "interval_type", "interval_value"} <= set(schema["properties"])
     assert titles == {"DesignEvent", "ConfigEvent"}
+
+
+def test_an_error_has_the_same_code_in_the_api_the_cli_and_the_library(api: Server) -> None:
+    server, client = api
+    answer = client.post(f"{PREFIX}/cleanup/run", json={"policies": ["nope"]}, headers=auth())
+    assert answer.status_code == 404
+    cli = subprocess.run(
+        [sys.executable, "-m", "runner", "cleanup", "--policy", "nope", "--json"],
+        cwd=server.cwd,
+        env=server.environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 1, cli.stderr
+    library = asyncio.run(_library_cleanup(server.cwd / "runner.db", "nope"))
+    bodies = [answer.json(), json.loads(cli.stdout), library.to_json()]
+    assert [b["error"]["code"] for b in bodies] == ["not_found"] * 3
+    assert all(b == {"success": False, "error": b["error"]} for b in bodies)
+    assert all("nope" in b["error"]["message"] for b in bodies)
+
+
+async def _library_cleanup(database: Path, policy: str) -> Result[Any]:
+    service = await SchedulerService.open(f"sqlite:///{database}")
+    try:
+        return await service.run_cleanup(policies=[policy])
+    finally:
+        await service.shutdown()
