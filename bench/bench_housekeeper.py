@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.housekeeper import Report, clean
+from runner.housekeeper import clean
+from runner.results import CleanupReport as Report
 from runner.specs import CleanupSpec
 
 DAY = 86400.0

@@ -11,13 +11,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
 
 from runner import occurrences
+from runner.results import EventStatus, JobOutcome, Outcome, Trigger
 from runner.retry import next_retry
 from runner.specs import EventSpec
 
-Trigger = Literal["schedule", "retry", "manual"]
 # How many occurrences one catch-up records individually; later ones are skipped over.
 MAX_BACKLOG = 1000
 STILL_RUNNING = "previous run still running (overlap: forbid)"
@@ -43,7 +42,7 @@ class Record:
     """An execution row to write. ``outcome`` is ``running`` for the run to start."""
 
     scheduled_time: datetime
-    outcome: str
+    outcome: Outcome
     trigger: Trigger = "schedule"
     attempt: int = 1
     error: str | None = None
@@ -57,7 +56,7 @@ class Decision:
 
     records: tuple[Record, ...]
     next_execution: datetime | None
-    status: str = "active"
+    status: EventStatus = "active"
     clear_retry: bool = False
     clear_trigger: bool = False
     replace_running: bool = False
@@ -167,7 +166,7 @@ def _with_run(
     )
 
 
-def _status(next_execution: datetime | None, started: bool = False) -> str:
+def _status(next_execution: datetime | None, started: bool = False) -> EventStatus:
     """``active`` while anything is to come; a run in progress settles the rest."""
     return "active" if next_execution is not None or started else "completed"
 
@@ -194,10 +193,10 @@ class Settlement:
     failed: bool
     retry_at: datetime | None = None
     retry_attempt: int | None = None
-    final_status: str = "completed"
+    final_status: EventStatus = "completed"
 
 
-def settle(spec: EventSpec, outcome: str, attempt: int, finished_at: datetime) -> Settlement:
+def settle(spec: EventSpec, outcome: JobOutcome, attempt: int, finished_at: datetime) -> Settlement:
     """After a run ends with ``outcome``: schedule a retry, or say how the event ends.
 
     Failures, timeouts, interruptions and crashes are retried by the event's policy. A

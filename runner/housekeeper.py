@@ -20,16 +20,17 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runner import safety
+from runner.results import MAX_REPORTED
+from runner.results import CleanupReport as Report
 from runner.specs import CleanupSpec
 
 log = logging.getLogger("runner.housekeeper")
 
 MIB = 1024 * 1024
-MAX_REPORTED = 100  # errors and would-delete names kept in a report
 OPEN_DIRECTORIES = 64  # directory descriptors kept open at once
 
 
@@ -49,28 +50,6 @@ class Candidate:
 class Deletion:
     candidate: Candidate
     reason: str  # age | count | size
-
-
-@dataclass
-class Report:
-    """What one policy run did (or, in a dry run, would have done)."""
-
-    policy: str
-    directory: str
-    dry_run: bool
-    scanned: int = 0
-    matched: int = 0
-    deleted: int = 0
-    bytes_freed: int = 0  # of deleted files that had no other hard link
-    errors: list[str] = field(default_factory=list)
-    would_delete: list[str] = field(default_factory=list)
-    started_at: datetime | None = None
-    duration: float = 0.0
-
-    def error(self, message: str) -> None:
-        if len(self.errors) < MAX_REPORTED:
-            self.errors.append(message)
-        log.warning("cleanup %s: %s", self.policy, message)
 
 
 def plan(

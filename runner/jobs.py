@@ -25,6 +25,7 @@ from typing import Any
 
 from runner import orphans
 from runner.functions import Functions
+from runner.results import JobResult
 from runner.specs import CommandJob, EventSpec, FunctionJob
 
 log = logging.getLogger("runner.job")
@@ -51,13 +52,6 @@ class JobContext:
     trace_session_id: str = ""
 
 
-@dataclass(frozen=True)
-class JobResult:
-    outcome: str  # succeeded | failed | timed_out | interrupted
-    result: Any = None
-    error: str | None = None
-
-
 async def run_job(
     spec: EventSpec,
     context: JobContext,
@@ -76,6 +70,7 @@ async def run_job(
 # --- functions --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def _takes_context(function: Callable[..., Any]) -> bool:
     """Only a parameter named ``context`` asks for it: ``**kwargs`` often passes its
     arguments on (``json.dumps`` does), where a stray ``context`` would break the call."""

@@ -19,18 +19,23 @@ from zoneinfo import ZoneInfo
 
 from runner import housekeeper, orphans, schedules
 from runner.clock import Clock
-from runner.dispatch import decide
 from runner.errors import StoreError
 from runner.functions import Functions
-from runner.housekeeper import Report as CleanupReport
-from runner.jobs import JobContext, JobResult, run_job
+from runner.jobs import JobContext, run_job
 from runner.metrics import Metrics
+from runner.results import CleanupReport, JobResult
 from runner.specs import CleanupSpec, Settings
-from runner.store.sql import Started, Store
+from runner.store.sql import Claim, Finished, Started, Store
 
 log = logging.getLogger("runner.loop")
 
 RETENTION_EVERY = timedelta(hours=1)
+# How long the first ended run of a batch waits for others before its record is written.
+# It bounds what a kill -9 can lose: a run that ended in the last few milliseconds stays
+# "running" in the database and is recovered as failed ("runner stopped").
+GROUP_COMMIT_WAIT = 0.002
+# The longest an idle runner trusts "nothing changed" before querying anyway.
+FULL_CHECK = timedelta(minutes=1)
 
 
 def _log_failure(task: asyncio.Task[list[CleanupReport]]) -> None:
@@ -109,6 +114,22 @@ class Runner:
         self.last_tick: datetime | None = None
         self.housekeeping: asyncio.Task[list[CleanupReport]] | None = None
         self._next_housekeeping: datetime | None = None
+        self._ended: list[Finished] = []
+        self._recover_at: datetime | None = None  # when unrecorded runs can be recovered
+        self._recorder: asyncio.Task[None] | None = None
+        # Set whenever a batch of ended runs has been recorded.
+        self.recorded = asyncio.Event()
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Work under new settings (a reloaded config) from now on: the limits at the next
+        claim, a changed housekeeping schedule or zone at once."""
+        if (settings.housekeeper.schedule, settings.timezone) != (
+            self.settings.housekeeper.schedule,
+            self.settings.timezone,
+        ):
+            self._next_housekeeping = None  # computed again from the new schedule
+        self.settings = settings
+        self.wake.set()  # look at the database again, under the new limits
 
     # --- one step -----------------------------------------------------------------------
 
@@ -119,40 +140,34 @@ class Runner:
         past means something is due that could not start now: the limit is reached, or
         another runner holds it.
         """
-        next_due = await self.store.next_due()
-        while next_due is not None and next_due <= (due_by or self.clock.now()):
-            free = self._free()
-            if self._stopping or free <= 0 or not await self._claim_and_start(free, due_by):
-                break
-            next_due = await self.store.next_due()
-        return next_due
+        next_due: datetime | None = None
+        claimed = False
+        while not self._stopping and (free := self._free()) > 0:
+            claim = await self._claim_and_start(free, due_by)
+            next_due, claimed = claim.next_due, True
+            horizon = due_by or self.clock.now()
+            if not claim.decisions or next_due is None or next_due > horizon:
+                return next_due
+        return next_due if claimed else await self.store.next_due()
 
-    async def _claim_and_start(self, limit: int, due_by: datetime | None = None) -> int:
-        """One claim of up to ``limit`` events due by ``due_by`` (default now); returns how
-        many were claimed."""
+    async def _claim_and_start(self, limit: int, due_by: datetime | None = None) -> Claim:
+        """One claim of up to ``limit`` events due by ``due_by`` (default now)."""
         now = self.clock.now()
         due = now if due_by is None else min(now, due_by)
-        decisions, started = await self.store.start_due(
-            now,
-            self.runner_id,
-            limit,
-            lambda event: decide(event, due),
-            self.revision(),
-            self.settings.lease_seconds,
-            due,
-        )
+        lease = self.settings.lease_seconds
+        claim = await self.store.start_due(now, self.runner_id, limit, self.revision(), lease, due)
         now = self.clock.now()  # the runs start now
-        for event, decision in decisions:
+        for event, decision in claim.decisions:
             for record in decision.records:
                 if record.outcome != "running":
-                    self.metrics.executions.labels(event.spec.name, record.outcome).inc()
+                    self.metrics.count(event.spec.name, record.outcome)
                     extra = {"event": event.spec.name, "scheduled_time": record.scheduled_time}
                     log.info("occurrence %s: %s", record.outcome, record.error, extra=extra)
-        for run in started:
+        for run in claim.started:
             if run.replaces_running:
                 self._cancel_event_runs(run.spec.name, "replaced by a newer run (overlap: replace)")
             self._launch(run, now)
-        return len(decisions)
+        return claim
 
     def _launch(self, started: Started, now: datetime) -> None:
         record = started.record
@@ -171,12 +186,18 @@ class Runner:
         self.metrics.running.inc()
         run = _Run(started, asyncio.create_task(self._execute(started, now)))
         self.runs[started.execution_id] = run
-        run.task.add_done_callback(lambda _: self._forget(started.execution_id))
+        run.task.add_done_callback(lambda task: self._crashed(started.execution_id, task))
+
+    def _crashed(self, execution_id: int, task: asyncio.Task[None]) -> None:
+        """A run whose task failed before its result was queued (a bug, not a job's
+        failure) gives its slot back; its record stays ``running`` until recovery."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("run %d crashed", execution_id, exc_info=task.exception())
+            self._forget(execution_id)
 
     def _forget(self, execution_id: int) -> None:
-        self.runs.pop(execution_id, None)
-        self.metrics.running.dec()
-        self.wake.set()
+        if self.runs.pop(execution_id, None) is not None:
+            self.metrics.running.dec()
 
     async def _execute(self, started: Started, started_at: datetime) -> None:
         record = started.record
@@ -187,11 +208,9 @@ class Runner:
             record.attempt,
             record.trace_session_id,
         )
-        recorded: list[int] = []
 
         async def remember(pgid: int) -> None:
             await self._record_process(started.execution_id, pgid)
-            recorded.append(pgid)
 
         try:
             result = await run_job(started.spec, context, self.functions, remember)
@@ -202,9 +221,21 @@ class Runner:
         run = self.runs.get(started.execution_id)
         if run is not None:
             run.ended = True  # from here on, stopping must not cancel the recording
-        await self._finish(started, result, started_at)
-        if recorded:
-            await self._forget_process(started.execution_id)
+        ended_at = self.clock.now()
+        name, seconds = started.spec.name, (ended_at - started_at).total_seconds()
+        self.metrics.ran(name, result.outcome, seconds)
+        self._ended.append(
+            Finished(
+                started.execution_id,
+                started.spec,
+                result,
+                started_at,
+                ended_at,
+                record.trace_session_id,
+            )
+        )
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record())
 
     async def _record_process(self, execution_id: int, pgid: int) -> None:
         """Best effort: a job runs whether or not its process group could be recorded."""
@@ -213,12 +244,6 @@ class Runner:
             await self.store.record_process(execution_id, process, self.clock.now())
         except (OSError, StoreError):
             log.exception("could not record a job's process group")
-
-    async def _forget_process(self, execution_id: int) -> None:
-        try:
-            await self.store.forget_process(execution_id)
-        except StoreError:
-            log.exception("could not forget a job's process group")
 
     async def stop_orphans(self) -> None:
         """Stop the process groups that runners which died on this host left running, so
@@ -232,29 +257,48 @@ class Runner:
             if ours:
                 await self.store.forget_process(execution_id)
 
-    async def _finish(self, started: Started, result: JobResult, started_at: datetime) -> None:
-        now = self.clock.now()
-        name = started.spec.name
-        self.metrics.executions.labels(name, result.outcome).inc()
-        self.metrics.duration.labels(name).observe((now - started_at).total_seconds())
-        try:
-            kept = await self.store.finish(
-                started.execution_id, self.runner_id, started.spec, result, started_at, now
-            )
-        except Exception:
-            # The run stays "running" in the database; its lease expires and recovery
-            # records it. The loop itself must go on.
-            log.exception("could not record the end of a run", extra={"event": started.spec.name})
-            return
-        level = logging.INFO if result.outcome == "succeeded" else logging.WARNING
+    async def _record(self) -> None:
+        """Record ended runs in group commits: whatever ended while the previous
+        transaction was being written goes into the next, so a burst costs one
+        transaction per batch and a lone run is recorded at once.
+
+        A run stays in :attr:`runs` (holding its slot and its lease) until its record is
+        written, so the next claim sees it as ended. If writing fails, the runs stay
+        ``running`` in the database; their leases expire and recovery records them.
+        """
+        while self._ended:
+            if len(self._ended) < len(self.runs):
+                # Others are still running: give those about to end a moment to join.
+                await asyncio.sleep(GROUP_COMMIT_WAIT)
+            batch, self._ended = self._ended, []
+            full = self._free() <= 0
+            try:
+                kept = await self.store.finish(batch, self.runner_id)
+            except Exception:
+                log.exception("could not record the end of %d runs", len(batch))
+                # Their leases, no longer renewed, expire; recovery then records them.
+                lease = timedelta(seconds=self.settings.lease_seconds)
+                self._recover_at = self.clock.now() + lease
+                kept = None
+            for finished in batch:
+                self._forget(finished.execution_id)
+                if kept is not None:
+                    self._log_end(finished, finished.execution_id in kept)
+            self.recorded.set()
+            if full:
+                self.wake.set()  # a slot is free again for what waits
+
+    @staticmethod
+    def _log_end(finished: Finished, kept: bool) -> None:
+        result = finished.result
         log.log(
-            level,
+            logging.INFO if result.outcome == "succeeded" else logging.WARNING,
             "run %s",
             result.outcome,
             extra={
-                "event": started.spec.name,
-                "execution_id": started.execution_id,
-                "trace_session_id": started.record.trace_session_id,
+                "event": finished.spec.name,
+                "execution_id": finished.execution_id,
+                "trace_session_id": finished.trace_session_id,
                 "error": result.error,
                 "lease_lost": not kept,
             },
@@ -277,11 +321,16 @@ class Runner:
         if self._last_renewal is None or now - self._last_renewal >= every:
             self._last_renewal = now
             await self._renew_leases(now)
-            # Runs of runners that died (their leases expired) are recorded and retried.
-            recovered = await self.store.recover(now)
-            if recovered:
-                log.warning("recovered %d runs of a runner that stopped", recovered)
-            await self.stop_orphans()
+            # Runs of runners that died (their leases expired) are recorded and retried:
+            # other runners' on a shared database, else only runs whose end we failed to
+            # record (an SQLite file has one runner, and start-up recovered the rest).
+            unrecorded = self._recover_at is not None and now >= self._recover_at
+            if self.store.shared or unrecorded:
+                self._recover_at = None
+                recovered = await self.store.recover(now)
+                if recovered:
+                    log.warning("recovered %d runs left running", recovered)
+                await self.stop_orphans()
         if self.settings.auto_cleanup_enabled and (
             self._last_retention is None or now - self._last_retention >= RETENTION_EVERY
         ):
@@ -346,23 +395,39 @@ class Runner:
 
     async def run(self) -> None:
         """Tick and sleep until :meth:`stop`. Sleeps until the next due time, a wake-up (new
-        config, a run ending, an API call), or ``check_interval`` at the longest."""
+        config, a run ending, an API call), or ``check_interval`` at the longest.
+
+        A turn that no one asked for (the ``check_interval`` came round and nothing was
+        due) looks at the database only if someone else may have written to it, so an
+        idle runner costs next to nothing; at least every :data:`FULL_CHECK` it looks
+        anyway.
+        """
+        next_due: datetime | None = None
+        look = True
+        last_look = self.clock.now()
         while not self._stopping:
             self.wake.clear()
-            self.last_tick = self.clock.now()
-            self.metrics.heartbeat.set(self.last_tick.timestamp())
+            now = self.last_tick = self.clock.now()
+            self.metrics.heartbeat.set(now.timestamp())
+            due = next_due is not None and next_due <= now
+            if look or due or self.store.changed() or now - last_look >= FULL_CHECK:
+                last_look = now
+                try:
+                    next_due = await self.tick()
+                except StoreError:
+                    log.exception("database error; trying again")
+                    next_due = None
             try:
-                next_due = await self.tick()
                 await self.upkeep()
             except StoreError:
                 log.exception("database error; trying again")
-                next_due = None
             now = self.clock.now()
             longest = now + timedelta(seconds=self.settings.check_interval)
             # Something due that could not start waits for a run to end (which wakes us)
             # or for another runner to take it: no spinning.
             deadline = longest if next_due is None or next_due <= now else min(next_due, longest)
             await self.clock.sleep_until(deadline, self.wake)
+            look = self.wake.is_set()
 
     def _free(self) -> int:
         return self.settings.max_concurrent_executions - len(self.runs)
@@ -372,11 +437,11 @@ class Runner:
         due meanwhile is left for later, so a job slower than its interval ends it too."""
         cutoff = self.clock.now()
         while True:
+            self.recorded.clear()
             await self.tick(cutoff)
             if not self.runs:
                 return
-            tasks = [r.task for r in self.runs.values()]
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self.recorded.wait()
 
     async def shutdown(self, grace: float) -> None:
         """Stop claiming; give running jobs ``grace`` seconds, then stop them (interrupted)."""
@@ -391,5 +456,7 @@ class Runner:
                     run.task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        if self._recorder is not None:
+            await self._recorder
         if self.housekeeping is not None and not self.housekeeping.done():
             await asyncio.wait([self.housekeeping], timeout=grace)

@@ -12,6 +12,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, ...], Counter] = {}
         r = self.registry
         self.executions = Counter(
             "runner_executions",
@@ -19,8 +20,14 @@ class Metrics:
             ["event", "outcome"],
             registry=r,
         )
+        # Per event a sum beside the count above (their ratio is the mean duration); the
+        # distribution is one histogram for all runs, so a new event costs one counter,
+        # not a histogram's buckets.
+        self.run_seconds = Counter(
+            "runner_execution_seconds", "Time spent running, by event.", ["event"], registry=r
+        )
         self.duration = Histogram(
-            "runner_execution_duration_seconds", "Run durations.", ["event"], registry=r
+            "runner_execution_duration_seconds", "Run durations, all events.", registry=r
         )
         self.lateness = Histogram(
             "runner_lateness_seconds",
@@ -54,6 +61,25 @@ class Metrics:
             ["runner_id", "revision"],
             registry=r,
         )
+
+    def count(self, event: str, outcome: str) -> None:
+        """One more occurrence of ``event`` with ``outcome``."""
+        self._child(self.executions, event, outcome).inc()
+
+    def ran(self, event: str, outcome: str, seconds: float) -> None:
+        """A run of ``event`` ended with ``outcome`` after ``seconds``."""
+        self._child(self.executions, event, outcome).inc()
+        self._child(self.run_seconds, event).inc(seconds)
+        self.duration.observe(seconds)
+
+    def _child(self, metric: Counter, *labels: str) -> Counter:
+        """``metric.labels(*labels)``, looked up once: labels() validates and locks on every
+        call, which shows in a burst of thousands of runs."""
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""

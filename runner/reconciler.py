@@ -16,7 +16,7 @@ from runner.clock import Clock
 from runner.errors import Conflict, RunnerError
 from runner.metrics import Metrics
 from runner.plan import Plan, diff
-from runner.specs import Config
+from runner.specs import Config, Settings
 from runner.store.sql import Store
 
 log = logging.getLogger("runner.config")
@@ -98,7 +98,6 @@ class LiveConfig:
         store: Store,
         clock: Clock,
         current: Config,
-        on_applied: Callable[[Config], None] = lambda _: None,
         metrics: Metrics | None = None,
         runner_id: str | None = None,
     ) -> None:
@@ -107,7 +106,7 @@ class LiveConfig:
         self.store = store
         self.clock = clock
         self.current = current
-        self.on_applied = on_applied
+        self._subscribers: list[Callable[[Settings], None]] = []
         self.error: str | None = None
         self.metrics = metrics or Metrics()
         self.runner_id = runner_id
@@ -140,7 +139,8 @@ class LiveConfig:
             log.info(
                 "config applied: %s", result.summary(), extra={"revision": report.config.revision}
             )
-        self.on_applied(report.config)
+        for subscriber in self._subscribers:
+            subscriber(report.config.settings)
         return True
 
     def reload_on_signal(self) -> None:
@@ -155,6 +155,10 @@ class LiveConfig:
             await self.reload()
         except Exception:
             log.exception("config reload failed; still running the last good config")
+
+    def subscribe(self, subscriber: Callable[[Settings], None]) -> None:
+        """Call ``subscriber`` with the settings of every config applied from now on."""
+        self._subscribers.append(subscriber)
 
     async def _refused(self, message: str) -> bool:
         self.error = message

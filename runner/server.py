@@ -39,20 +39,19 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
         metrics = Metrics()
         metrics.info.labels(runner_id, config.revision[:12]).set(1)
         protected = safety.own_files(config.files, options.database_url)
-        runner = Runner(
-            store, config.settings, clock, runner_id, protected_files=protected, metrics=metrics
-        )
         live = reconciler.LiveConfig(
-            [options.config_path],
-            environ,
-            store,
-            clock,
-            config,
-            metrics=metrics,
-            runner_id=runner_id,
+            [options.config_path], environ, store, clock, config, metrics, runner_id
         )
-        live.on_applied = lambda new: _adopt(runner, new)
-        runner.revision = lambda: live.current.revision
+        runner = Runner(
+            store,
+            config.settings,
+            clock,
+            runner_id,
+            revision=lambda: live.current.revision,
+            protected_files=protected,
+            metrics=metrics,
+        )
+        live.subscribe(runner.reconfigure)
         # An SQLite file has one runner (us, holding its lock): whatever is running is stale.
         alone = sqlite_file(options.database_url) is not None
         recovered = await store.recover(clock.now(), everything=alone)
@@ -94,12 +93,6 @@ async def _serve_forever(options: Options, runner: Runner, live: reconciler.Live
     return 0
 
 
-def _adopt(runner: Runner, config: Config) -> None:
-    """Take a newly applied config's settings and look at the database again."""
-    runner.settings = config.settings
-    runner.wake.set()
-
-
 async def _start_api(runner: Runner, live: reconciler.LiveConfig) -> asyncio.Task[None]:
     """Serve the HTTP API in this event loop; raises RunnerError if it cannot."""
     try:
@@ -117,13 +110,7 @@ async def _start_api(runner: Runner, live: reconciler.LiveConfig) -> asyncio.Tas
         runner=runner,
         protected_files=runner.protected_files,
     )
-    adopt_settings = live.on_applied
-
-    def adopt(new: Config) -> None:
-        adopt_settings(new)
-        service.settings = new.settings
-
-    live.on_applied = adopt
+    live.subscribe(service.reconfigure)
     state = api.State(
         service=service,
         metrics=runner.metrics,

@@ -108,6 +108,10 @@ class SchedulerService:
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Work under new settings (a reloaded config) from the next call on."""
+        self.settings = settings
+
     @classmethod
     async def open(
         cls, database_url: str, settings: Settings | None = None, clock: Clock | None = None

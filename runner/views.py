@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runner.config import Report as ValidationReport
     from runner.errors import Problem
-    from runner.housekeeper import Report as CleanupReport
     from runner.plan import Plan
     from runner.preview import Preview
+    from runner.results import CleanupReport
     from runner.store.sql import EventRow, ExecutionRow
 
 

@@ -12,13 +12,14 @@ import contextlib
 import dataclasses
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Boolean,
     Table,
     and_,
     bindparam,
@@ -37,11 +38,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner import occurrences, schedules
 from runner.dburl import sqlite_file
-from runner.dispatch import Decision, DueEvent, Record, settle
+from runner.dispatch import Decision, DueEvent, Record, decide, settle
 from runner.errors import Conflict, StoreError
-from runner.housekeeper import Report as CleanupReport
-from runner.jobs import JobResult
 from runner.plan import Plan, Stored
+from runner.results import (
+    CleanupReport,
+    EventStatus,
+    JobResult,
+    Outcome,
+    Source,
+    Trigger,
+)
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
 from runner.store.tables import (
@@ -61,6 +68,7 @@ RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
 # The status of a config event that left the config: it never runs, is listed only when
 # asked for, and keeps its history until retention; declared again, it comes back.
 REMOVED = "removed"
+SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,9 @@ class EventRow:
 
     id: int
     name: str
-    source: str
+    source: Source
     spec: EventSpec
-    status: str
+    status: EventStatus
     paused: bool
     next_execution: datetime | None
     last_execution: datetime | None
@@ -96,8 +104,8 @@ class ExecutionRow:
     event: str
     scheduled_time: datetime
     attempt: int
-    trigger: str
-    outcome: str
+    trigger: Trigger
+    outcome: Outcome
     start_time: datetime | None
     end_time: datetime | None
     duration: float | None
@@ -147,6 +155,28 @@ class Started:
     replaces_running: bool = False
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one :meth:`Store.start_due` did: the decisions made, the runs to start now,
+    and when the next thing is due (None: nothing is scheduled)."""
+
+    decisions: list[tuple[DueEvent, Decision]]
+    started: list[Started]
+    next_due: datetime | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run that ended, to be recorded by :meth:`Store.finish`."""
+
+    execution_id: int
+    spec: EventSpec
+    result: JobResult
+    started_at: datetime
+    ended_at: datetime
+    trace_session_id: str = ""
+
+
 class Store:
     """The database behind runner. Open with :meth:`open`, close with :meth:`close`.
 
@@ -165,6 +195,27 @@ class Store:
         self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self.write_error: str | None = None  # why the latest write failed, if it did
         self._file: tuple[str, tuple[int, int]] | None = None  # an SQLite file, as opened
+        self._specs: dict[str, EventSpec] = {}
+        # The files whose change says another process wrote (an SQLite file in WAL mode).
+        self._files: tuple[str, ...] = ()
+        self._seen: tuple[tuple[int, int, int] | None, ...] = ()
+
+    @property
+    def shared(self) -> bool:
+        """Whether other runners may share this database (PostgreSQL), not only this one."""
+        return self.engine.dialect.name == "postgresql"
+
+    def changed(self) -> bool:
+        """Whether the database may have been written since the last call, answered
+        without a query where possible: for an SQLite file, whether it or its WAL
+        changed (two ``stat`` calls); elsewhere always True. Our own writes count too."""
+        if not self._files:
+            return True
+        seen = tuple(_signature(path) for path in self._files)
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        return True
 
     @classmethod
     async def open(cls, url: str, database_clock: bool | None = None) -> Store:
@@ -179,6 +230,7 @@ class Store:
         path = sqlite_file(url)
         if path is not None:
             store._file = (path, _identity(path))
+            store._files = (path, f"{path}-wal")
         return store
 
     def problem(self) -> str | None:
@@ -366,97 +418,128 @@ class Store:
         now: datetime,
         runner_id: str,
         limit: int,
-        decide: Callable[[DueEvent], Decision],
         revision: str | None,
         lease_seconds: float,
         due_by: datetime | None = None,
-    ) -> tuple[list[tuple[DueEvent, Decision]], list[Started]]:
-        """Take up to ``limit`` due events, oldest first, decide what each does, and write
-        the decisions: all in one transaction.
+    ) -> Claim:
+        """Take up to ``limit`` due events, oldest first, decide what each does
+        (:func:`~runner.dispatch.decide`), and write the decisions: one transaction.
 
         Due means: active, enabled, not paused, with a retry or the next occurrence at or
         before ``due_by`` (default ``now``); or with a manual trigger. The transaction
         makes this exclusive across runners (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
-        write lock on SQLite). Returns the decisions, and the runs to start, each with its
-        execution id and a lease on the execution.
+        write lock on SQLite). Every statement is one round trip for the whole batch: the
+        events' new state in one executemany, the execution records in another. Returns
+        the decisions, the runs to start (each with its execution id and a lease), and
+        when the next thing is due afterwards.
         """
-        due = (
-            select(events)
-            .where(events.c.id.in_(_due_ids(due_by or now)))
-            .order_by(events.c.next_execution)
-            .limit(limit)
-        )
+        due_by = due_by or now
+        if not limit:
+            return Claim([], [], await self.next_due())
+        query = _DUE_ROWS.limit(limit)
         if self.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True)
         async with self._write() as conn:
-            rows = (await conn.execute(due)).all()
+            rows = (await conn.execute(query, {"due_by": due_by})).all()
             if not rows:
-                return [], []
+                return Claim([], [], _earliest_due(await conn.execute(_NEXT_DUE)))
             running = await _running_counts(conn, [row.id for row in rows])
-            decided = [(event, decide(event)) for event in (_to_due(r, running) for r in rows)]
-            # A value, not an expression: the records are inserted in one executemany.
-            lease_until = await self._lease_end(conn, now, lease_seconds)
-            records = []
-            for event, decision in decided:
-                values = _decision_values(event, decision, now)
-                await conn.execute(update(events).where(events.c.id == event.id).values(values))
-                records += [(event, decision, record) for record in decision.records]
-            rows_out = [
-                _execution_row(event.id, record, now, runner_id, revision, lease_until)
-                for event, _, record in records
+            decided = [
+                (row, event, decide(event, due_by))
+                for row in rows
+                for event in (self._to_due(row, running),)
             ]
-            returning = insert(executions).returning(executions.c.id, sort_by_parameter_order=True)
-            ids = (await conn.execute(returning, rows_out)).scalars().all()
-        started = [
-            Started(new_id, event.spec, record, decision.replace_running)
-            for new_id, (event, decision, record) in zip(ids, records, strict=True)
-            if record.outcome == "running"
-        ]
-        return decided, started
+            await conn.execute(
+                _SET_DECISION, [_decision_values(row, d, now) for row, _, d in decided]
+            )
+            records = [
+                (event, decision, r) for _, event, decision in decided for r in decision.records
+            ]
+            started: list[Started] = []
+            if records:
+                lease_until = await self._lease_end(conn, now, lease_seconds)
+                rows_out = [
+                    _execution_row(event.id, record, now, runner_id, revision, lease_until)
+                    for event, _, record in records
+                ]
+                ids = await _insert_executions(conn, rows_out)
+                started = [
+                    Started(
+                        ids[event.id, record.scheduled_time, record.attempt],
+                        event.spec,
+                        record,
+                        decision.replace_running,
+                    )
+                    for event, decision, record in records
+                    if record.outcome == "running"
+                ]
+            next_due = _earliest_due(await conn.execute(_NEXT_DUE))
+        return Claim([(event, decision) for _, event, decision in decided], started, next_due)
 
-    async def finish(
-        self,
-        execution_id: int,
-        runner_id: str,
-        spec: EventSpec,
-        result: JobResult,
-        started_at: datetime,
-        now: datetime,
-    ) -> bool:
-        """Record how a run of ``spec`` ended and settle its event (retry, completion).
+    def _to_due(self, row: Any, running: dict[int, int]) -> DueEvent:
+        return DueEvent(
+            id=row.id,
+            spec=self._spec(row.spec_hash, row.spec),
+            next_execution=row.next_execution,
+            execution_count=row.execution_count,
+            running=running.get(row.id, 0),
+            retry_at=row.retry_at,
+            retry_scheduled_time=row.retry_scheduled_time,
+            retry_attempt=row.retry_attempt,
+            triggered_at=row.triggered_at,
+        )
 
-        Only the runner holding the run may finish it: False when it was taken over (its
-        lease expired and the run was recovered elsewhere), and nothing is written.
+    def _spec(self, spec_hash: str, data: dict[str, Any]) -> EventSpec:
+        """The spec of a stored event, parsed once per distinct spec (by its hash)."""
+        spec = self._specs.get(spec_hash)
+        if spec is None:
+            if len(self._specs) >= SPEC_CACHE:
+                self._specs.clear()
+            spec = self._specs[spec_hash] = EventSpec.from_json(data)
+        return spec
+
+    async def finish(self, finished: Sequence[Finished], runner_id: str) -> set[int]:
+        """Record how runs ended and settle their events (retry, completion): all in one
+        transaction, each statement one round trip for the whole batch.
+
+        Only the runner holding a run may finish it: a run that was taken over (its lease
+        expired and it was recovered elsewhere) is left as the new owner wrote it. Returns
+        the ids of the runs recorded.
         """
-        values = {
-            "outcome": result.outcome,
-            "success": result.outcome == "succeeded",
-            "finished_at": now,
-            "duration": (now - started_at).total_seconds(),
-            "result": result.result,
-            "error": result.error,
-            "lease_until": None,
-        }
+        if not finished:
+            return set()
+        by_id = {f.execution_id: f for f in finished}
         mine = (
-            (executions.c.id == execution_id)
+            executions.c.id.in_(list(by_id))
             & (executions.c.runner_id == runner_id)
             & (executions.c.outcome == "running")
         )
+        owned = select(
+            executions.c.id,
+            executions.c.event_id,
+            executions.c.attempt,
+            executions.c.scheduled_time,
+        ).where(mine)
+        if self.engine.dialect.name == "postgresql":
+            owned = owned.with_for_update()
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(executions)
-                    .where(mine)
-                    .values(values)
-                    .returning(
-                        executions.c.event_id, executions.c.attempt, executions.c.scheduled_time
-                    )
-                )
-            ).first()
-            if row is None:
-                return False
-            await _settle(conn, row, spec, result.outcome, now, result.error)
-            return True
+            runs = (await conn.execute(owned)).all()
+            if not runs:
+                return set()
+            ended = [by_id[run.id] for run in runs]
+            await conn.execute(
+                _SET_FINISHED,
+                [
+                    _finished_values(f.execution_id, f.result, f.started_at, f.ended_at)
+                    for f in ended
+                ],
+            )
+            settled = zip(runs, ended, strict=True)
+            await _settle(conn, [(run, f.spec, f.result, f.ended_at) for run, f in settled])
+            # The runs' process groups, if any were recorded, have ended with them.
+            processes = [f"{PROCESS_STATE}{run.id}" for run in runs]
+            await conn.execute(delete(state).where(state.c.key.in_(processes)))
+        return {run.id for run in runs}
 
     async def renew_leases(
         self, execution_ids: list[int], runner_id: str, now: datetime, lease_seconds: float
@@ -496,24 +579,22 @@ class Store:
                         executions.c.scheduled_time,
                         executions.c.runner_id,
                         events.c.spec,
+                        events.c.spec_hash,
                     )
                     .join(events, events.c.id == executions.c.event_id)
                     .where(stale)
                 )
             ).all()
-            for row in rows:
-                error = f"runner stopped: {row.runner_id} ended without finishing this run"
-                values = {
-                    "outcome": "failed",
-                    "success": False,
-                    "finished_at": now,
-                    "error": error,
-                    "lease_until": None,
-                }
-                await conn.execute(
-                    update(executions).where(executions.c.id == row.id).values(values)
-                )
-                await _settle(conn, row, EventSpec.from_json(row.spec), "failed", now, error)
+            if not rows:
+                return 0
+            stopped_results = [_stopped(row.runner_id) for row in rows]
+            stopped = zip(rows, stopped_results, strict=True)
+            await conn.execute(
+                _SET_FINISHED, [_finished_values(r.id, s, None, now) for r, s in stopped]
+            )
+            specs = [self._spec(row.spec_hash, row.spec) for row in rows]
+            settled = zip(rows, specs, stopped_results, strict=True)
+            await _settle(conn, [(row, spec, result, now) for row, spec, result in settled])
             return len(rows)
 
     async def next_due(self) -> datetime | None:
@@ -687,33 +768,30 @@ def _identity(path: str) -> tuple[int, int]:
 
 
 async def _settle(
-    conn: AsyncConnection,
-    run: Any,
-    spec: EventSpec,
-    outcome: str,
-    now: datetime,
-    error: str | None,
+    conn: AsyncConnection, runs: Sequence[tuple[Any, EventSpec, JobResult, datetime]]
 ) -> None:
-    """Update the event of ``run`` (event_id, attempt, scheduled_time) after it ended with
-    ``outcome`` and ``error`` (the event's ``last_error``)."""
-    result = settle(spec, outcome, run.attempt, now)
-    failures = events.c.failure_count + 1 if result.failed else 0
-    values: dict[str, Any] = {"failure_count": failures, "last_error": error, "updated_at": now}
-    if result.retry_at is not None:
-        values |= {
-            "retry_at": result.retry_at,
-            "retry_attempt": result.retry_attempt,
-            "retry_scheduled_time": run.scheduled_time,
-        }
-    else:
-        # Nothing more to come (no next occurrence, no retry): the event has ended.
-        ended = (
-            (events.c.status == "active")
-            & events.c.next_execution.is_(None)
-            & events.c.retry_at.is_(None)
+    """Update the events of ended runs (each: the run's event_id, attempt and
+    scheduled_time; its spec, result and end) in one executemany, in order: a retry, or
+    the event's end when nothing more is to come. The run's error is the event's
+    ``last_error`` (none after a success)."""
+    values = []
+    for run, spec, ended, ended_at in runs:
+        result = settle(spec, ended.outcome, run.attempt, ended_at)
+        retry = result.retry_at is not None
+        values.append(
+            {
+                "b_id": run.event_id,
+                "b_failed": result.failed,
+                "b_retry": retry,
+                "b_retry_at": result.retry_at,
+                "b_retry_attempt": result.retry_attempt,
+                "b_retry_scheduled_time": run.scheduled_time if retry else None,
+                "b_final_status": result.final_status,
+                "b_last_error": ended.error,
+                "b_now": ended_at,
+            }
         )
-        values["status"] = case((ended, result.final_status), else_=events.c.status)
-    await conn.execute(update(events).where(events.c.id == run.event_id).values(values))
+    await conn.execute(_SETTLE, values)
 
 
 async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[str, Stored]]:
@@ -916,13 +994,15 @@ def _runnable() -> Any:
     return (events.c.status == "active") & events.c.enabled & ~events.c.paused
 
 
-def _due_ids(now: datetime) -> Any:
-    """The ids of events due at ``now``: runnable ones whose next occurrence or retry has
-    come, and any with a manual trigger. Each part is one index range."""
+def _due_ids() -> Any:
+    """The ids of events due by the ``due_by`` parameter: runnable ones whose next
+    occurrence or retry has come, and any with a manual trigger. Each part is one index
+    range."""
     runnable = _runnable()
+    due_by = bindparam("due_by", type_=UTCDateTime())
     return union_all(
-        select(events.c.id).where(runnable, events.c.next_execution <= now),
-        select(events.c.id).where(runnable, events.c.retry_at <= now),
+        select(events.c.id).where(runnable, events.c.next_execution <= due_by),
+        select(events.c.id).where(runnable, events.c.retry_at <= due_by),
         # ">= epoch", not "IS NOT NULL": SQLite uses the index only for a range.
         select(events.c.id).where(events.c.triggered_at >= EPOCH, _triggerable()),
     )
@@ -943,36 +1023,58 @@ async def _running_counts(conn: AsyncConnection, event_ids: list[int]) -> dict[i
     return {event_id: count for event_id, count in counts}
 
 
-def _to_due(row: Any, running: dict[int, int]) -> DueEvent:
-    return DueEvent(
-        id=row.id,
-        spec=EventSpec.from_json(row.spec),
-        next_execution=row.next_execution,
-        execution_count=row.execution_count,
-        running=running.get(row.id, 0),
-        retry_at=row.retry_at,
-        retry_scheduled_time=row.retry_scheduled_time,
-        retry_attempt=row.retry_attempt,
-        triggered_at=row.triggered_at,
+def _decision_values(row: Any, decision: Decision, now: datetime) -> dict[str, Any]:
+    """The parameters of :data:`_SET_DECISION`: the event's columns after ``decision``,
+    every one given (from the locked row where the decision keeps it), so that one
+    statement serves every event of a claim."""
+    run = decision.run
+    counted = run is not None and run.trigger == "schedule"  # as max_executions counts
+    keep_retry = not decision.clear_retry
+    return {
+        "b_id": row.id,
+        "b_next_execution": decision.next_execution,
+        "b_status": decision.status,
+        "b_last_execution": now if run is not None else row.last_execution,
+        "b_execution_count": row.execution_count + counted,
+        "b_retry_at": row.retry_at if keep_retry else None,
+        "b_retry_scheduled_time": row.retry_scheduled_time if keep_retry else None,
+        "b_retry_attempt": row.retry_attempt if keep_retry else None,
+        "b_triggered_at": None if decision.clear_trigger else row.triggered_at,
+        "b_now": now,
+    }
+
+
+async def _insert_executions(
+    conn: AsyncConnection, rows: list[dict[str, Any]]
+) -> dict[tuple[int, datetime, int], int]:
+    """Insert execution records in one executemany (SQLAlchemy sends it as a few
+    multi-row INSERTs); their ids by occurrence (event id, scheduled time, attempt), which
+    is unique, so the order RETURNING gives them in does not matter."""
+    returned = await conn.execute(_INSERT_EXECUTIONS, rows)
+    return {(r.event_id, r.scheduled_time, r.attempt): r.id for r in returned}
+
+
+def _stopped(runner_id: str | None) -> JobResult:
+    """How a run left ``running`` by a runner that died is recorded."""
+    return JobResult(
+        "failed", error=f"runner stopped: {runner_id} ended without finishing this run"
     )
 
 
-def _decision_values(event: DueEvent, decision: Decision, now: datetime) -> dict[str, Any]:
-    """The event's columns after ``decision``."""
-    values: dict[str, Any] = {
-        "next_execution": decision.next_execution,
-        "status": decision.status,
-        "updated_at": now,
+def _finished_values(
+    execution_id: int, result: JobResult, started_at: datetime | None, ended_at: datetime
+) -> dict[str, Any]:
+    """The parameters of :data:`_SET_FINISHED` for one ended run."""
+    duration = None if started_at is None else (ended_at - started_at).total_seconds()
+    return {
+        "b_id": execution_id,
+        "b_outcome": result.outcome,
+        "b_success": result.outcome == "succeeded",
+        "b_finished_at": ended_at,
+        "b_duration": duration,
+        "b_result": result.result,
+        "b_error": result.error,
     }
-    if decision.run is not None:
-        values["last_execution"] = now
-        if decision.run.trigger == "schedule":  # occurrences run, as max_executions counts
-            values["execution_count"] = events.c.execution_count + 1
-    if decision.clear_retry:
-        values |= {"retry_at": None, "retry_scheduled_time": None, "retry_attempt": None}
-    if decision.clear_trigger:
-        values["triggered_at"] = None
-    return values
 
 
 def _execution_row(
@@ -1041,4 +1143,88 @@ _NEXT_DUE = select(
     _earliest(events.c.next_execution, _runnable()),
     _earliest(events.c.retry_at, _runnable()),
     _earliest(events.c.triggered_at, _triggerable()),
+)
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def _earliest_due(result: Any) -> datetime | None:
+    times = [t for t in result.one() if t is not None]
+    return min(times) if times else None
+
+
+def _param(name: str, column: Any) -> Any:
+    return bindparam(f"b_{name}", type_=column.type)
+
+
+# The hot path's statements, built once and compiled once (SQLAlchemy caches them).
+_INSERT_EXECUTIONS = insert(executions).returning(
+    executions.c.id, executions.c.event_id, executions.c.scheduled_time, executions.c.attempt
+)
+_DUE_ROWS = select(events).where(events.c.id.in_(_due_ids())).order_by(events.c.next_execution)
+_SET_DECISION = (
+    update(events)
+    .where(events.c.id == bindparam("b_id"))
+    .values(
+        {
+            name: _param(name, events.c[name])
+            for name in (
+                "next_execution",
+                "status",
+                "last_execution",
+                "execution_count",
+                "retry_at",
+                "retry_scheduled_time",
+                "retry_attempt",
+                "triggered_at",
+            )
+        }
+        | {"updated_at": _param("now", events.c.updated_at)}
+    )
+)
+_SET_FINISHED = (
+    update(executions)
+    .where(executions.c.id == bindparam("b_id"))
+    .values(
+        {
+            name: _param(name, executions.c[name])
+            for name in ("outcome", "success", "finished_at", "duration", "result", "error")
+        }
+        | {"lease_until": None}
+    )
+)
+_retry = bindparam("b_retry", type_=Boolean())
+# Nothing more to come (no next occurrence, no retry): the event has ended. SET sees the
+# row as it was, so these conditions read the state before this update.
+_ended = (
+    (events.c.status == "active") & events.c.next_execution.is_(None) & events.c.retry_at.is_(None)
+)
+_SETTLE = (
+    update(events)
+    .where(events.c.id == bindparam("b_id"))
+    .values(
+        failure_count=case(
+            (bindparam("b_failed", type_=Boolean()), events.c.failure_count + 1), else_=0
+        ),
+        retry_at=case((_retry, _param("retry_at", events.c.retry_at)), else_=events.c.retry_at),
+        retry_attempt=case(
+            (_retry, _param("retry_attempt", events.c.retry_attempt)),
+            else_=events.c.retry_attempt,
+        ),
+        retry_scheduled_time=case(
+            (_retry, _param("retry_scheduled_time", events.c.retry_scheduled_time)),
+            else_=events.c.retry_scheduled_time,
+        ),
+        status=case(
+            (~_retry & _ended, _param("final_status", events.c.status)), else_=events.c.status
+        ),
+        last_error=_param("last_error", events.c.last_error),
+        updated_at=_param("now", events.c.updated_at),
+    )
 )

@@ -30,8 +30,9 @@ from sqlalchemy import select
 
 from runner import config as configs
 from runner import housekeeper
-from runner.housekeeper import Candidate, Deletion, Report, clean, clean_all
+from runner.housekeeper import Candidate, Deletion, clean, clean_all
 from runner.loop import Runner, run_housekeeping
+from runner.results import CleanupReport as Report
 from runner.specs import CleanupSpec, HousekeeperSettings, Settings
 from runner.store.sql import Store
 from runner.store.tables import cleanup_configs

@@ -31,10 +31,10 @@ from runner.jobs import (
     LOG_RATE,
     TAIL_BYTES,
     JobContext,
-    JobResult,
     run_command,
     run_job,
 )
+from runner.results import JobOutcome, JobResult
 from runner.specs import CommandJob, EventSpec, FunctionJob, Job
 
 CONTEXT = JobContext(
@@ -173,7 +173,7 @@ EXIT_CASES = [
 
 @pytest.mark.parametrize(("script", "outcome", "exit_code", "error"), EXIT_CASES)
 async def test_exit_status_decides_the_outcome(
-    script: str, outcome: str, exit_code: int, error: str | None
+    script: str, outcome: JobOutcome, exit_code: int, error: str | None
 ) -> None:
     result = await run(sh(script))
     assert result == JobResult(

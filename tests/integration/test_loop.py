@@ -14,9 +14,17 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from runner import reconciler
-from runner.housekeeper import Report as CleanupReport
 from runner.loop import Runner
-from runner.specs import Config, EventSpec, FunctionJob, MisfirePolicy, RetryPolicy, Settings
+from runner.results import CleanupReport
+from runner.specs import (
+    Config,
+    EventSpec,
+    FunctionJob,
+    HousekeeperSettings,
+    MisfirePolicy,
+    RetryPolicy,
+    Settings,
+)
 from runner.store.sql import ExecutionRow, Store
 from runner.store.tables import events, executions
 from tests.fakes import FakeClock
@@ -446,3 +454,35 @@ async def test_a_manual_run_of_a_paused_event_runs(
     stored = await store.get_event("a")
     assert stored is not None
     assert (stored.display_status, stored.next_execution) == ("paused", T0 + timedelta(hours=1))
+
+
+async def test_a_reloaded_housekeeping_schedule_takes_effect_at_once(
+    store: Store, clock: FakeClock
+) -> None:
+    # The nightly schedule puts the next housekeeping at 03:00; a reload to every five
+    # minutes must not wait for that old time to come round first.
+    runner = await start(store, clock, housekeeper=HousekeeperSettings(schedule="0 3 * * *"))
+    await runner.upkeep()
+    faster = HousekeeperSettings(schedule="*/5 * * * *")
+    runner.reconfigure(Settings(housekeeper=faster))
+    await runner.upkeep()  # plans 10:05 from the new schedule
+    clock.advance(5 * 60)
+    await runner.upkeep()
+    assert runner.housekeeping is not None
+    assert await runner.housekeeping == []  # ran (no policies declared), at 10:05
+
+
+async def test_a_reloaded_limit_applies_to_the_next_claim(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    specs = [event(f"gate-{i}", "wait_for_gate") for i in range(3)]
+    runner = await start(store, clock, *specs, max_concurrent_executions=1)
+    clock.advance(60)
+    await runner.tick()
+    assert len(runner.runs) == 1
+    runner.reconfigure(Settings(max_concurrent_executions=3))
+    await runner.tick()
+    assert len(runner.runs) == 3
+    for spec in specs:
+        sample_jobs.GATES.setdefault(spec.name, asyncio.Event()).set()
+    await finish_runs(runner)

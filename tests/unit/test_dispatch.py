@@ -24,6 +24,7 @@ from runner.dispatch import (
     decide,
     settle,
 )
+from runner.results import JobOutcome
 from runner.specs import (
     EventSpec,
     FunctionJob,
@@ -502,7 +503,7 @@ SETTLE_CASES = [
 def test_settle(
     kind: str,
     retry: RetryPolicy,
-    outcome: str,
+    outcome: JobOutcome,
     attempt: int,
     expected: tuple[bool, datetime | None, int | None, str | None],
 ) -> None:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from runner import occurrences
+from runner.results import Outcome
 from runner.specs import CommandJob, EventSpec
 from runner.store.sql import ExecutionRow
 from runner.web import timeline, views, words
@@ -26,7 +27,7 @@ def spec(schedule: dict[str, Any], **fields: Any) -> EventSpec:
     return EventSpec(name="e", schedule=schedule, job=job, **fields)
 
 
-def execution(scheduled: datetime, outcome: str, attempt: int = 1) -> ExecutionRow:
+def execution(scheduled: datetime, outcome: Outcome, attempt: int = 1) -> ExecutionRow:
     return ExecutionRow(
         execution_id=1,
         event_id=1,

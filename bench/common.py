@@ -1,0 +1,100 @@
+"""Helpers the benchmarks share: child processes, medians, tables, the machine line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT / "bench" / "peers"
+APS3 = PEERS / ".venv-aps3" / "bin" / "python"
+APS4 = PEERS / ".venv-aps4" / "bin" / "python"
+RUNNER = Path(sys.executable).with_name("runner")
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without the runner's own variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+
+
+@contextlib.contextmanager
+def spawned(argv: Sequence[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process in a session of its own, its output in ``log``; gone afterwards."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_environment(),
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def run(argv: Sequence[str], cwd: Path, timeout: float = 600) -> str:
+    """Run ``argv`` to completion; its stdout. Raises with its output when it fails."""
+    done = subprocess.run(
+        list(argv),
+        cwd=cwd,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0 to 100), nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One line naming the machine, Python and the load when the bench ran."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load} at start"
+    )
+
+
+def require_peer(python: Path) -> None:
+    if not python.exists():
+        sys.exit(f"{python} is missing: run bench/peers/setup.sh first")
