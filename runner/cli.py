@@ -307,7 +307,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     url = database_url(args, config)
     options = server.Options(args.config, url, once=args.once, watch=not args.no_watch)
     with exclusive_runner(url):
-        return asyncio.run(server.serve(options, config, os.environ, SystemClock()))
+        serving = server.serve(options, config, os.environ, SystemClock())
+        del config  # serve keeps what it needs, so the declarations can go once applied
+        return asyncio.run(serving)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

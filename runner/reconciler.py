@@ -105,7 +105,7 @@ class LiveConfig:
         self.environ = environ
         self.store = store
         self.clock = clock
-        self.current = current
+        self.current = current.summary()  # the declarations are in the database
         self._subscribers: list[Callable[[Settings], None]] = []
         self.error: str | None = None
         self.metrics = metrics or Metrics()
@@ -132,7 +132,7 @@ class LiveConfig:
         except Conflict as exc:
             log.error("config: %s", exc)
             return await self._refused(str(exc))
-        self.current, self.error = report.config, None
+        self.current, self.error = report.config.summary(), None
         self.metrics.reloads.labels("applied").inc()
         self.metrics.config_error.set(0)
         if not result.empty:

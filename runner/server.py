@@ -52,6 +52,7 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
             metrics=metrics,
         )
         live.subscribe(runner.reconfigure)
+        del config  # applied: what it declares is in the database now, not in memory
         # An SQLite file has one runner (us, holding its lock): whatever is running is stale.
         alone = sqlite_file(options.database_url) is not None
         recovered = await store.recover(clock.now(), everything=alone)

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 Overlap = Literal["forbid", "allow", "replace"]
@@ -242,6 +242,12 @@ class Config:
     @property
     def empty(self) -> bool:
         return not self.events and not self.cleanups
+
+    def summary(self) -> Config:
+        """This config without its declarations and where they came from: what a running
+        runner keeps once they are in the database (settings, revision, files). Ten
+        thousand events are tens of MiB that would otherwise stay for the process's life."""
+        return replace(self, events=(), cleanups=(), sources={})
 
 
 def _plain(value: Any) -> Any:

@@ -12,17 +12,16 @@ driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN``
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -30,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from runner.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: How long a SQLite connection waits for a lock before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -137,7 +139,7 @@ async def migrate(engine: AsyncEngine) -> None:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
             await conn.run_sync(_upgrade_to_head)
-    except (SQLAlchemyError, CommandError, OSError) as exc:
+    except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"database migration failed: {exc}") from exc
 
 
@@ -146,6 +148,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
     ``connection``, if given, is the connection the migration environment runs on.
     """
+    from alembic.config import Config
+
     config = Config(attributes={"connection": connection})
     # The value goes through ConfigParser interpolation, so "%" must be doubled.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -154,7 +158,42 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade_to_head(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+    """Upgrade with Alembic, imported only when the schema is not at :func:`head` already
+    (the usual start), which saves its import time and memory."""
+    if _current(connection) == head():
+        return
+    from alembic import command
+    from alembic.util import CommandError
+
+    try:
+        command.upgrade(alembic_config(connection), "head")
+    except CommandError as exc:
+        raise StoreError(f"database migration failed: {exc}") from exc
+
+
+def _current(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if version is None else str(version)
+
+
+@functools.cache
+def head() -> str:
+    """The newest migration's revision, read from the migration files' ``revision`` and
+    ``down_revision`` lines (the one revision no other names as its predecessor)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        text_ = script.read_text()
+        revisions |= set(_REVISION.findall(text_))
+        parents |= set(_DOWN_REVISION.findall(text_))
+    (newest,) = revisions - parents
+    return newest
+
+
+_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.M)
+_DOWN_REVISION = re.compile(r'^down_revision(?:: str \| None)? = "([^"]+)"', re.M)
 
 
 def _check_sqlite_directory(database: str | None, query: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from runner.store.engine import (
     alembic_config,
     async_url,
     create_engine,
+    head,
     migrate,
     read_transaction,
     write_transaction,
@@ -247,3 +248,9 @@ def test_unsupported_url_is_a_store_error(url: str) -> None:
     with pytest.raises(StoreError, match="unsupported database URL") as caught:
         async_url(url)
     assert "secret" not in str(caught.value)
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    # migrate() skips importing Alembic when the database is at this head: it must be
+    # the head Alembic itself would upgrade to.
+    assert head() == HEAD
