@@ -34,5 +34,7 @@ class SystemClock:
         delay = (deadline - self.now()).total_seconds()
         if delay <= 0 or wake.is_set():
             return
+        # asyncio.timeout, not wait_for: no task to create and cancel on every idle turn.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)
+            async with asyncio.timeout(delay):
+                await wake.wait()

@@ -186,7 +186,7 @@ class LiveConfig:
             watch_filter=relevant,
             stop_event=stop,
             debounce=400,
-            step=200,
+            step=500,  # the watcher wakes every step to look for stop: twice a second
             recursive=False,
         ):
             await self.settled()
