@@ -86,7 +86,9 @@ def create_engine(url: str) -> AsyncEngine:
         parsed = make_url(full_url)
         if parsed.get_backend_name() == "sqlite":
             _check_sqlite_directory(parsed.database, dict(parsed.query))
-            engine = create_async_engine(full_url)
+            # Every transaction here ends in a commit or a rollback (write_transaction,
+            # read_transaction), so the pool's rollback on return is a wasted round trip.
+            engine = create_async_engine(full_url, pool_reset_on_return=None)
             _install_sqlite_listeners(engine)
             return engine
         return create_async_engine(full_url, pool_pre_ping=True)
