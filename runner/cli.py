@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.errors import ConfigError, NotFound, RunnerError
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from runner.plan import Plan
+    from runner.service import Result, SchedulerService
     from runner.specs import Config, EventSpec
     from runner.store.sql import Store
 
@@ -226,29 +227,27 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from runner import views
-    from runner.service import event_json
 
     config = _load_unless_database_named(args)
 
-    async def show(store: Store) -> int:
-        rows = await store.list_events()
-        state = await store.config_state()
+    async def show(service: SchedulerService) -> int:
+        events = _data(await service.list_events(with_spec=args.json))
+        state = _data(await service.config_state())
         if args.json:
-            events = [event_json(r) | {"spec": r.spec.to_json()} for r in rows]
             print(json.dumps({"config": state, "events": events}, indent=2))
-            return EXIT_OK
-        print(views.event_table(rows))
-        print(f"\n{views.config_line(state)}")
+        else:
+            print(views.event_table(events))
+            print(f"\n{views.config_line(state)}")
         return EXIT_OK
 
-    return _with_store(args, config, show)
+    return _with_service(args, config, show)
 
 
 def cmd_next(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from runner import preview, schedules, views
-    from runner.occurrences import next_fire, schedule_of
+    from runner.occurrences import fire_times, schedule_of
 
     if args.cron is not None or args.every is not None:
         return _next_of_flags(args)
@@ -260,16 +259,10 @@ def cmd_next(args: argparse.Namespace) -> int:
         spec = _with_store(args, config, lambda store: _stored_spec(store, args.name))
     zone = ZoneInfo(spec.schedule["timezone"])
     try:
-        current = schedules.parse_time(args.after, zone) if args.after else _now()
+        after = schedules.parse_time(args.after, zone) if args.after else _now()
     except (ValueError, OverflowError) as exc:
         raise RunnerError(f"--after: {exc}") from exc
-    after, fires = current, []
-    for _ in range(args.n):
-        fire = next_fire(spec, current)
-        if fire is None:
-            break
-        fires.append(fire)
-        current = fire
+    fires = fire_times(spec, after, args.n)
     shown = preview.with_changes(schedule_of(spec), after, fires)
     print(views.schedule_preview(shown, spec.name))
     return EXIT_OK
@@ -314,57 +307,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from runner import views
-    from runner.service import execution_json
 
     config = _load_unless_database_named(args)
 
-    async def show(store: Store) -> int:
-        rows = await store.history(args.name, args.limit)
+    async def show(service: SchedulerService) -> int:
+        executions = _data(await service.get_executions(args.name, args.limit))
         if args.json:
-            print(json.dumps([execution_json(r) for r in rows], indent=2))
+            print(json.dumps(executions, indent=2))
         else:
-            print(views.execution_table(rows))
+            print(views.execution_table(executions))
         return EXIT_OK
 
-    return _with_store(args, config, show)
+    return _with_service(args, config, show)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Housekeeping now: the config's policies and those registered through the library."""
-    import dataclasses
-
-    from runner import progress, safety, views
-    from runner.loop import default_runner_id, run_housekeeping
+    from runner import progress, views
 
     config = _load(args)
-    url = database_url(args, config)
 
-    async def clean(store: Store) -> int:
-        policies = [*config.cleanups, *await store.cleanup_policies(source="user")]
-        unknown = set(args.policy) - {p.name for p in policies}
-        if unknown:
-            raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
-        chosen = [p for p in policies if not args.policy or p.name in args.policy]
-        protected = safety.own_files(config.files, url)
-        enabled = sum(1 for p in chosen if p.enabled)
-        with progress.shown(sys.stderr, "cleaning", total=enabled) as steps:
-            reports = await run_housekeeping(
-                store,
-                chosen,
-                config.settings,
-                _now(),
-                default_runner_id(),
-                protected,
-                args.dry_run,
-                finished=lambda _report: steps.done(),
-            )
-        if args.json:
-            print(json.dumps([dataclasses.asdict(r) for r in reports], indent=2, default=str))
-        else:
-            print(views.cleanup_table(reports))
-        return EXIT_FAIL if any(r.errors for r in reports) else EXIT_OK
+    async def clean(service: SchedulerService) -> int:
+        with progress.shown(sys.stderr, "cleaning", total=0) as steps:
+            run = service.run_cleanup(args.dry_run, args.policy, config, steps)
+            reports = _data(await run)
+        print(json.dumps(reports, indent=2) if args.json else views.cleanup_table(reports))
+        return EXIT_FAIL if any(r["errors"] for r in reports) else EXIT_OK
 
-    return _with_store(args, config, clean)
+    return _with_service(args, config, clean)
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -384,34 +354,35 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return asyncio.run(mcp_server.serve_stdio(config, database_url(args, config)))
 
 
-def _change_event(args: argparse.Namespace, verb: str) -> int:
-    config = _load_unless_database_named(args)
-
-    async def change(store: Store) -> int:
-        now = _now()
-        if verb == "trigger":
-            found = await store.request_run(args.name, now)
-        else:
-            found = await store.set_paused(args.name, verb == "pause", now)
-        if not found:
-            raise NotFound(f"no event named '{args.name}'")
-        done = {"trigger": "run requested; the runner starts it within its check_interval"}
-        print(f"{args.name}: " + done.get(verb, f"{verb}d"))
-        return EXIT_OK
-
-    return _with_store(args, config, change)
-
-
 def cmd_trigger(args: argparse.Namespace) -> int:
-    return _change_event(args, "trigger")
+    return _change_event(
+        args,
+        lambda service: service.execute_now(args.name),
+        "run requested; the runner starts it within its check_interval",
+    )
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    return _change_event(args, "pause")
+    return _change_event(args, lambda service: service.pause_event(args.name), "paused")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _change_event(args, "resume")
+    return _change_event(args, lambda service: service.resume_event(args.name), "resumed")
+
+
+def _change_event(
+    args: argparse.Namespace,
+    call: Callable[[SchedulerService], Awaitable[Result[Any]]],
+    done: str,
+) -> int:
+    config = _load_unless_database_named(args)
+
+    async def change(service: SchedulerService) -> int:
+        _data(await call(service))
+        print(f"{args.name}: {done}")
+        return EXIT_OK
+
+    return _with_service(args, config, change)
 
 
 async def _stored_spec(store: Store, name: str) -> EventSpec:
@@ -484,3 +455,28 @@ def _with_store(
             await store.close()
 
     return asyncio.run(session())
+
+
+def _with_service(
+    args: argparse.Namespace,
+    config: Config | None,
+    work: Callable[[SchedulerService], Coroutine[Any, Any, T]],
+) -> T:
+    """``work`` on the library's service over the named database, with the config's
+    settings (the defaults when the config was not read)."""
+    from runner.service import SchedulerService
+
+    async def on_service(store: Store) -> T:
+        settings = config.settings if config else None
+        return await work(SchedulerService(store, settings))
+
+    return _with_store(args, config, on_service)
+
+
+def _data(result: Result[T]) -> T:
+    """A successful call's data; a failed call's message as the command's error."""
+    if not result.success:
+        error = NotFound if result.code == "not_found" else RunnerError
+        raise error(result.message or result.code or "failed")
+    assert result.data is not None, "a successful call of the service returns its data"
+    return result.data

@@ -36,6 +36,13 @@ def next_fire(spec: EventSpec, after: datetime) -> datetime | None:
     return None if occurrence is None else _shifted(occurrence, offset)
 
 
+def fire_times(spec: EventSpec, after: datetime, n: int) -> list[datetime]:
+    """Up to ``n`` fire times strictly after ``after``, in order, jitter included."""
+    offset = jitter(spec)
+    occurrences = schedules.fire_times(schedule_of(spec), after - offset, n)
+    return [t for t in (_shifted(o, offset) for o in occurrences) if t is not None]
+
+
 def first_fire(spec: EventSpec, now: datetime) -> datetime | None:
     """The fire time a newly created (or rescheduled) event starts from.
 

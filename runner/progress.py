@@ -20,9 +20,11 @@ class Steps:
         self,
         phase: Callable[[str], None] = lambda _text: None,
         done: Callable[[], None] = lambda: None,
+        total: Callable[[int], None] = lambda _units: None,
     ) -> None:
         self.phase = phase
         self.done = done
+        self.total = total  # the units of work, once the one doing it knows
 
 
 @contextlib.contextmanager
@@ -51,4 +53,5 @@ def shown(stream: TextIO, text: str, total: int | None = None) -> Iterator[Steps
         yield Steps(
             phase=lambda phase: progress.update(task, description=phase),
             done=lambda: progress.advance(task),
+            total=lambda units: progress.update(task, total=units),
         )

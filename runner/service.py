@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,10 +17,12 @@ from runner import design, functions, safety, schedules
 from runner.clock import Clock, SystemClock
 from runner.errors import Conflict, Invalid, NotFound, StoreError
 from runner.functions import Functions
-from runner.loop import Runner, run_housekeeping
+from runner.loop import Runner, default_runner_id, run_housekeeping
+from runner.progress import Steps
 from runner.result import Result, error_code
-from runner.specs import CommandJob, FunctionJob, Settings
-from runner.store.sql import EventFilter, EventRow, ExecutionRow, Store
+from runner.specs import Config, Settings
+from runner.store.sql import EventFilter, EventRow, Store
+from runner.views import cleanup_json, event_json, execution_json
 
 __all__ = ["Result", "SchedulerService", "event_json", "execution_json"]
 log = logging.getLogger("runner.service")
@@ -44,42 +45,6 @@ async def _guard(call: Awaitable[Result[T]]) -> Result[T]:
             return Result.fail(code, str(exc))
         log.exception("unexpected error in the scheduler service")
         return Result.fail(code, "unexpected error; see the runner's log")
-
-
-def event_json(row: EventRow) -> dict[str, Any]:
-    """An event as the API and library return it. Not its whole spec: a command's ``env``
-    may hold secrets, and reading the API needs no token."""
-    spec, job = row.spec, row.spec.job
-    function = job if isinstance(job, FunctionJob) else None
-    return {
-        "event_id": row.id,
-        "name": row.name,
-        "description": spec.description,
-        "module_id": spec.module_id,
-        "function_name": function.function if function else None,
-        "parameters": dict(function.parameters) if function else None,
-        "command": list(job.argv) if isinstance(job, CommandJob) else None,
-        "source": row.source,
-        "status": row.display_status,
-        "recurring": spec.recurring,
-        "schedule": dict(spec.schedule),
-        "next_execution": _iso(row.next_execution),
-        "last_execution": _iso(row.last_execution),
-        "execution_count": row.execution_count,
-        "failure_count": row.failure_count,
-        "last_error": row.last_error,
-        "max_executions": spec.max_executions,
-        "config_revision": row.config_revision,
-    }
-
-
-def execution_json(row: ExecutionRow) -> dict[str, Any]:
-    data = asdict(row)
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 class SchedulerService:
@@ -282,8 +247,11 @@ class SchedulerService:
         function_name: str | None = None,
         recurring: bool | None = None,
         limit: int | None = None,
+        with_spec: bool = False,
     ) -> Result[list[dict[str, Any]]]:
-        """Events matching the filters; ``meta`` has ``total_count`` and ``filtered_count``."""
+        """Events matching the filters; ``meta`` has ``total_count`` and ``filtered_count``.
+        ``with_spec`` adds each event's whole declared ``spec``, which may hold a command's
+        ``env``: for the operator's own tools (``runner list --json``), not the HTTP API."""
 
         async def listing() -> Result[list[dict[str, Any]]]:
             filters = EventFilter(status, module_id, function_name, recurring)
@@ -292,9 +260,10 @@ class SchedulerService:
             )
             total = await self.store.count_events()
             matching = await self.store.count_events(filters)
-            return Result.ok(
-                [event_json(r) for r in rows], total_count=total, filtered_count=matching
-            )
+            events = [
+                event_json(r) | ({"spec": r.spec.to_json()} if with_spec else {}) for r in rows
+            ]
+            return Result.ok(events, total_count=total, filtered_count=matching)
 
         return await _guard(listing())
 
@@ -419,6 +388,15 @@ class SchedulerService:
         url = self.store.engine.url.render_as_string(hide_password=True)
         return safety.own_files(self.protected_files, url)
 
+    async def config_state(self) -> Result[dict[str, Any]]:
+        """The applied config: its ``revision``, when, from which files and by which runner
+        (``applied_by``) it was applied, and the last error, if any."""
+
+        async def state() -> Result[dict[str, Any]]:
+            return Result.ok(await self.store.config_state())
+
+        return await _guard(state())
+
     async def list_cleanups(self) -> Result[list[dict[str, Any]]]:
         async def listing() -> Result[list[dict[str, Any]]]:
             return Result.ok([p.to_json() for p in await self.store.cleanup_policies()])
@@ -426,23 +404,48 @@ class SchedulerService:
         return await _guard(listing())
 
     async def run_cleanup(
-        self, dry_run: bool = False, policies: Sequence[str] = ()
+        self,
+        dry_run: bool = False,
+        policies: Sequence[str] = (),
+        config: Config | None = None,
+        steps: Steps | None = None,
     ) -> Result[list[dict[str, Any]]]:
-        """Run housekeeping now (``policies`` only, if given); returns the reports."""
+        """Run housekeeping now (``policies`` only, if given); returns the reports.
+
+        With ``config`` (``runner cleanup``, which need not follow an apply), its policies
+        stand in for the stored config policies, and its files are protected too.
+        ``steps`` hears how many policies will run, then of each one done.
+        """
 
         async def clean() -> Result[list[dict[str, Any]]]:
-            stored = await self.store.cleanup_policies()
-            unknown = set(policies) - {p.name for p in stored}
+            if config is None:
+                known = await self.store.cleanup_policies()
+            else:
+                known = [*config.cleanups, *await self.store.cleanup_policies(source="user")]
+            unknown = set(policies) - {p.name for p in known}
             if unknown:
                 raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
-            chosen = [p for p in stored if not policies or p.name in policies]
-            runner_id = self.runner.runner_id if self.runner else "service"
-            protected = [*(self.runner.protected_files if self.runner else []), *self._own_files()]
+            chosen = [p for p in known if not policies or p.name in policies]
+            runner_id = self.runner.runner_id if self.runner else default_runner_id()
+            protected = [
+                *(self.runner.protected_files if self.runner else []),
+                *self._own_files(),
+                *(config.files if config else []),
+            ]
+            told = steps or Steps()
+            told.total(sum(1 for p in chosen if p.enabled))
             reports = await run_housekeeping(
-                self.store, chosen, self.settings, self.clock.now(), runner_id, protected, dry_run
+                self.store,
+                chosen,
+                self.settings,
+                self.clock.now(),
+                runner_id,
+                protected,
+                dry_run,
+                finished=lambda _report: told.done(),
             )
             if self.runner is not None:
                 self.runner.count_cleanup(reports)
-            return Result.ok([{**asdict(r), "started_at": _iso(r.started_at)} for r in reports])
+            return Result.ok([cleanup_json(r) for r in reports])
 
         return await _guard(clean())

@@ -1,16 +1,21 @@
-"""How runner shows things: the JSON shapes of events and executions, the CLI's tables,
-its validation reports (text, JSON, GitHub annotations), plans and cleanup reports.
+"""How runner shows things: the JSON shapes of events, executions and cleanup reports
+(one shape for the library, the HTTP API and ``runner ... --json``), the CLI's tables,
+validation reports (text, JSON, GitHub annotations) and plans.
 
 Pure formatting, no I/O, and cheap to import: the CLI loads it for every command, so it
 imports nothing from the database stack (the row types are only named for type checks).
+The tables take the JSON shapes, so the CLI shows exactly what the library returns.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+
+from runner.specs import CommandJob, FunctionJob
 
 if TYPE_CHECKING:
     from runner.config import Report as ValidationReport
@@ -19,6 +24,54 @@ if TYPE_CHECKING:
     from runner.preview import Preview
     from runner.results import CleanupReport
     from runner.store.sql import EventRow, ExecutionRow
+
+Json = dict[str, Any]
+
+
+# --- the JSON shapes --------------------------------------------------------------------
+
+
+def event_json(row: EventRow) -> Json:
+    """An event as the API and library return it. Not its whole spec: a command's ``env``
+    may hold secrets, and reading the API needs no token."""
+    spec, job = row.spec, row.spec.job
+    function = job if isinstance(job, FunctionJob) else None
+    return {
+        "event_id": row.id,
+        "name": row.name,
+        "description": spec.description,
+        "module_id": spec.module_id,
+        "function_name": function.function if function else None,
+        "parameters": dict(function.parameters) if function else None,
+        "command": list(job.argv) if isinstance(job, CommandJob) else None,
+        "source": row.source,
+        "status": row.display_status,
+        "recurring": spec.recurring,
+        "schedule": dict(spec.schedule),
+        "next_execution": iso(row.next_execution),
+        "last_execution": iso(row.last_execution),
+        "execution_count": row.execution_count,
+        "failure_count": row.failure_count,
+        "last_error": row.last_error,
+        "max_executions": spec.max_executions,
+        "config_revision": row.config_revision,
+    }
+
+
+def execution_json(row: ExecutionRow) -> Json:
+    return _times_as_iso(asdict(row))
+
+
+def cleanup_json(report: CleanupReport) -> Json:
+    return _times_as_iso(asdict(report))
+
+
+def _times_as_iso(data: Json) -> Json:
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 # --- validation -------------------------------------------------------------------------
@@ -161,38 +214,38 @@ CLEANUP_HEADER = [
 ]
 
 
-def event_table(rows: list[EventRow]) -> str:
-    return table(EVENT_HEADER, [_event_cells(r) for r in rows])
+def event_table(events: list[Json]) -> str:
+    return table(EVENT_HEADER, [_event_cells(e) for e in events])
 
 
-def _event_cells(row: EventRow) -> list[str]:
-    schedule = " ".join(f"{k}={v}" for k, v in row.spec.schedule.items())
+def _event_cells(event: Json) -> list[str]:
+    schedule = " ".join(f"{k}={v}" for k, v in event["schedule"].items())
     return [
-        row.name,
-        row.display_status,
-        row.source,
-        when(row.next_execution),
-        when(row.last_execution),
-        str(row.execution_count),
+        event["name"],
+        event["status"],
+        event["source"],
+        when(event["next_execution"]),
+        when(event["last_execution"]),
+        str(event["execution_count"]),
         schedule,
     ]
 
 
-def execution_table(rows: list[ExecutionRow]) -> str:
-    return table(EXECUTION_HEADER, [_execution_cells(r) for r in rows], "no executions")
+def execution_table(executions: list[Json]) -> str:
+    return table(EXECUTION_HEADER, [_execution_cells(e) for e in executions], "no executions")
 
 
-def _execution_cells(row: ExecutionRow) -> list[str]:
-    duration = f"{row.duration:.3f}s" if row.duration is not None else "-"
-    error = (row.error or "").replace("\n", " ")[:60]
+def _execution_cells(execution: Json) -> list[str]:
+    duration = execution["duration"]
+    error = (execution["error"] or "").replace("\n", " ")[:60]
     return [
-        row.event,
-        when(row.scheduled_time),
-        str(row.attempt),
-        row.trigger,
-        row.outcome,
-        duration,
-        row.runner_id or "-",
+        execution["event"],
+        when(execution["scheduled_time"]),
+        str(execution["attempt"]),
+        execution["trigger"],
+        execution["outcome"],
+        f"{duration:.3f}s" if duration is not None else "-",
+        execution["runner_id"] or "-",
         error,
     ]
 
@@ -205,25 +258,25 @@ def config_line(state: dict[str, Any]) -> str:
     return f"config revision {revision}{applied_by}{error}"
 
 
-def cleanup_table(reports: list[CleanupReport]) -> str:
+def cleanup_table(reports: list[Json]) -> str:
     """One row per policy, then each error and each file a dry run would delete."""
     rows = [
         [
-            r.policy + (" (dry run)" if r.dry_run else ""),
-            str(r.scanned),
-            str(r.matched),
-            str(r.deleted),
-            size(r.bytes_freed),
-            str(len(r.errors)),
-            f"{r.duration:.3f}",
-            r.directory,
+            r["policy"] + (" (dry run)" if r["dry_run"] else ""),
+            str(r["scanned"]),
+            str(r["matched"]),
+            str(r["deleted"]),
+            size(r["bytes_freed"]),
+            str(len(r["errors"])),
+            f"{r['duration']:.3f}",
+            r["directory"],
         ]
         for r in reports
     ]
     lines = [table(CLEANUP_HEADER, rows, "no cleanup policies")]
     for r in reports:
-        lines += [f"{r.policy}: error: {e}" for e in r.errors]
-        lines += [f"{r.policy}: would delete {name}" for name in r.would_delete]
+        lines += [f"{r['policy']}: error: {e}" for e in r["errors"]]
+        lines += [f"{r['policy']}: would delete {name}" for name in r["would_delete"]]
     return "\n".join(lines)
 
 
@@ -237,8 +290,9 @@ def size(count: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+def when(value: str | None) -> str:
+    """An ISO time of the JSON shapes (UTC) as the tables show it, ``-`` for none."""
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 def fire_time(fire: datetime, zone: tzinfo) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,9 @@ def test_what_validate_accepts_apply_applies(cli: Cli, declaration: str) -> None
     ("args", "message"),
     [
         (["next", "nope"], "runner: error: no event named 'nope'"),
+        (["history", "nope"], "runner: error: no event named 'nope'"),
+        (["trigger", "nope"], "runner: error: no event named 'nope'"),
+        (["cleanup", "--policy", "nope"], "runner: error: no cleanup policy named nope"),
         (["next", "nightly", "--after", "someday"], "someday"),
         (["apply", "--db", "mysql://u:secret@db/r"], "unsupported database URL"),
         (["apply", "--db", "sqlite:///no/such/dir/r.db"], "does not exist"),
@@ -362,6 +366,16 @@ def test_next_prints_local_and_utc_times_across_fall_back(cli: Cli, stored: bool
         "  2027-10-31 02:30 Europe/Berlin occurs twice (clocks go back from 03:00 CEST to "
         "02:00 CET at 01:00Z): fires once, at 02:30 CEST (00:30Z)",
     ]
+
+
+def test_next_agrees_with_the_runner_on_a_jittered_event(cli: Cli) -> None:
+    cli.write("events:\n  - {name: j, command: x, schedule: {cron: '0 3 * * *'}, jitter: 3000}\n")
+    cli("apply", "--db", cli.db)
+    stored = cli.json("list", "--json", "--db", cli.db)["events"][0]["next_execution"]
+    done = cli("next", "j", "-n", "1", "--db", cli.db)
+    utc = done.stdout.split()[-1]
+    assert datetime.fromisoformat(utc) == datetime.fromisoformat(stored)
+    assert datetime.fromisoformat(utc).minute != 0, "the jitter shifts the cron's time"
 
 
 # --- database selection and entry points ------------------------------------------------------
