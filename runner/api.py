@@ -14,6 +14,9 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
+import os
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from runner import config as configs
+from runner.api_guard import BodyGuard
 from runner.clock import Clock
 from runner.config import is_loopback, split_listen
 from runner.errors import RunnerError
@@ -193,15 +197,38 @@ class CleanupRun(BaseModel):
     policies: list[str] = Field(default_factory=list)
 
 
+class StrictJSON(JSONResponse):
+    """Always valid JSON (RFC 8259). A non-finite float, which no input can bring in any
+    more but an older database may hold, is sent as ``null`` rather than failing every
+    listing that includes it."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:  # NaN or Infinity somewhere in content
+            log.warning("a non-finite number in a response was sent as null")
+            return super().render(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _error(code: str, message: str, status: int | None = None) -> JSONResponse:
     body = Result.fail(code, message).to_json()
-    return JSONResponse(body, status_code=status or http_status(code))
+    return StrictJSON(body, status_code=status or http_status(code))
 
 
 def _respond(result: Result[Any], status: int = 200) -> JSONResponse:
     if not result.success:
         return _error(result.code or "internal_error", result.message or "failed")
-    return JSONResponse(result.to_json(), status_code=status)
+    return StrictJSON(result.to_json(), status_code=status)
 
 
 def create_app(state: State) -> FastAPI:
@@ -328,6 +355,8 @@ def create_app(state: State) -> FastAPI:
 
     _install_health(app, state)
     install_web(app, service, state.clock)
+    # Added last, so outermost: no body reaches the Host check or a route unchecked.
+    app.add_middleware(BodyGuard, error=_error)
     return app
 
 
@@ -422,6 +451,7 @@ async def _readiness(state: State) -> dict[str, dict[str, Any]]:
 async def start(state: State, listen: str) -> asyncio.Task[None]:
     """Serve the API on ``listen`` (host:port) in this event loop, once it is listening."""
     host, port = split_listen(listen)
+    sock = _bind(host, port, listen)
     app = create_app(state)
     agent_tools = _mount_agent_tools(app, state)
     config = uvicorn.Config(
@@ -431,7 +461,7 @@ async def start(state: State, listen: str) -> asyncio.Task[None]:
 
     async def serve() -> None:
         async with agent_tools:
-            await server.serve()
+            await server.serve(sockets=[sock])
 
     task = asyncio.create_task(serve())
     while not server.started:
@@ -441,6 +471,18 @@ async def start(state: State, listen: str) -> asyncio.Task[None]:
         await asyncio.sleep(0.01)
     log.info("API listening on %s", listen)
     return task
+
+
+def _bind(host: str, port: int, listen: str) -> socket.socket:
+    """A socket listening on ``host:port``. Bound here rather than by uvicorn, which
+    answers a port in use with ``sys.exit``: a RunnerError names the address instead."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except (OSError, OverflowError) as exc:
+        errno = exc.errno if isinstance(exc, OSError) else None
+        reason = os.strerror(errno) if errno else str(exc)  # the address is named already
+        raise RunnerError(f"the API cannot listen on {listen}: {reason}") from exc
 
 
 class _Server(uvicorn.Server):

@@ -38,6 +38,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = {
     "forbidden": ErrorCode(403, "not allowed (no token configured, function not allowed)"),
     "invalid_host": ErrorCode(421, "the Host header does not name the API's address"),
     "method_not_allowed": ErrorCode(405, "the route exists but not with this method"),
+    "payload_too_large": ErrorCode(413, "the request body exceeds the API's 1 MiB limit"),
     "http_error": ErrorCode(400, "another refusal at the HTTP level; its status says which"),
     "database_error": ErrorCode(503, "the database is unavailable"),
     "internal_error": ErrorCode(500, "unexpected error; the runner's log has the details"),

@@ -7,6 +7,7 @@ cancelled. Inputs are validated by the same schema and checks as config files.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 UNITS = design.UNITS  # the interval units of the design, for the agent tools
+MAX_PARAMETERS = 64 * 1024  # bytes of JSON: ample for arguments, small beside a listing
 
 
 async def _guard(call: Awaitable[Result[T]]) -> Result[T]:
@@ -200,6 +202,7 @@ class SchedulerService:
                     **fields,
                 )
             problems += self._unknown_function(declared.get("function"))
+            problems += _parameters_problems(declared.get("parameters"))
             spec = self._validated("events", declared, problems)
             now = self.clock.now()
             at = schedules.from_spec(spec.schedule)
@@ -449,3 +452,16 @@ class SchedulerService:
             return Result.ok([cleanup_json(r) for r in reports])
 
         return await _guard(clean())
+
+
+def _parameters_problems(parameters: Any) -> list[str]:
+    """Why ``parameters`` cannot be stored (none: an empty list). They are kept with the
+    event and shown in every listing, so they must be strict JSON (no NaN or Infinity,
+    which no JSON reader accepts) and at most ``MAX_PARAMETERS`` bytes of it."""
+    try:
+        size = len(json.dumps(parameters or {}, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        return [f"parameters: not JSON ({exc})"]
+    if size > MAX_PARAMETERS:
+        return [f"parameters: {size} bytes of JSON, more than the {MAX_PARAMETERS} allowed"]
+    return []

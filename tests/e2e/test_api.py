@@ -7,7 +7,11 @@ their own (no token, a config that breaks) start a runner of their own.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +38,7 @@ from tests.e2e.api_helpers import (
     data_of,
     running_server,
 )
-from tests.e2e.helpers import wait_for, write_atomic
+from tests.e2e.helpers import controlled_environ, wait_for, write_atomic
 
 EVENTS = f"{PREFIX}/events"
 LIST_KEYS = {"success", "data", "total_count", "filtered_count"}
@@ -730,3 +734,96 @@ def test_config_text_is_what_the_runner_accepts(tmp_path: Path) -> None:
         (tmp_path / directory).mkdir()
     done = run_validate(tmp_path, text)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- hostile bodies, and a port in use ----------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_non_finite_number_in_a_body_is_refused_and_nothing_is_stored(
+    client: httpx.Client, number: str
+) -> None:
+    name = f"api-nonfinite-{number.strip('-').lower()}"
+    body = (
+        f'{{"name": "{name}", "function_name": "{ECHO}", "next_execution": "{far_future()}",'
+        f' "parameters": {{"obj": {number}}}}}'
+    )
+    headers = {**auth(), "content-type": "application/json"}
+    message = assert_error(client.post(EVENTS, content=body, headers=headers), 422)
+    assert "strict JSON" in message
+    assert_error(client.get(f"{EVENTS}/{name}"), 404)
+    assert data_of(client.get(EVENTS))  # the listing still answers
+
+
+def test_a_non_finite_number_already_stored_is_served_as_null(
+    client: httpx.Client, server: ApiServer
+) -> None:
+    """A database written before strict input may hold a NaN: every listing still answers."""
+    create(client, "api-stored-nan", parameters={"obj": 7777.5})
+    with sqlite3.connect(server.cwd / "runner.db") as db:
+        for column in ("spec", "parameters"):
+            db.execute(
+                f"UPDATE scheduler_events SET {column} = replace({column}, '7777.5', 'NaN')"
+                " WHERE name = 'api-stored-nan'"
+            )
+    listed = {e["name"]: e for e in data_of(client.get(EVENTS))}
+    assert listed["api-stored-nan"]["parameters"] == {"obj": None}
+    assert data_of(client.get(f"{EVENTS}/api-stored-nan"))["parameters"] == {"obj": None}
+
+
+def test_an_oversized_body_is_refused_with_413_whether_sized_or_chunked(
+    client: httpx.Client,
+) -> None:
+    def body(name: str) -> bytes:
+        event = {"name": name, "function_name": ECHO, "next_execution": far_future()}
+        return json.dumps({**event, "parameters": {"blob": "x" * (2 * MIB)}}).encode()
+
+    headers = {**auth(), "content-type": "application/json"}
+    sized = client.post(EVENTS, content=body("api-huge-sized"), headers=headers)
+    assert "bytes" in assert_error(sized, 413, "payload_too_large")
+
+    def chunks() -> Iterator[bytes]:
+        data = body("api-huge-chunked")
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    chunked = client.post(EVENTS, content=chunks(), headers=headers)
+    assert chunked.request.headers.get("transfer-encoding") == "chunked"
+    assert_error(chunked, 413, "payload_too_large")
+    for name in ("api-huge-sized", "api-huge-chunked"):
+        assert_error(client.get(f"{EVENTS}/{name}"), 404)
+
+
+def test_parameters_are_capped_below_the_body_limit(client: httpx.Client) -> None:
+    body = {
+        "name": "api-big-parameters",
+        "function_name": ECHO,
+        "next_execution": far_future(),
+        "parameters": {"blob": "x" * (100 * 1024)},
+    }
+    message = assert_error(client.post(EVENTS, json=body, headers=auth()), 422, "validation_error")
+    assert "parameters" in message
+    assert_error(client.get(f"{EVENTS}/api-big-parameters"), 404)
+    create(client, "api-fine-parameters", parameters={"blob": "x" * 1024})
+
+
+def test_a_port_in_use_is_a_one_line_error_and_exit_1(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        (tmp_path / "scheduler.yaml").write_text(config_text(port=port))
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", "run", "--log-format", "json"],
+            cwd=tmp_path,
+            env=controlled_environ(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("runner: error:")]
+    in_use = os.strerror(errno.EADDRINUSE)
+    assert errors == [f"runner: error: the API cannot listen on 127.0.0.1:{port}: {in_use}"]

@@ -9,6 +9,7 @@ One test at the end uses the real clock, to show that ``start()`` executes on it
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -319,6 +320,9 @@ async def test_cron_events_follow_their_expression_and_zone(service: SchedulerSe
         pytest.param({"max_executions": 10**20}, "max_executions", id="huge-max"),
         pytest.param({"overlap": "sometimes"}, "overlap", id="option"),
         pytest.param({"bogus": 1}, "bogus", id="unknown-option"),
+        pytest.param({"parameters": {"x": math.nan}}, "parameters", id="nan-parameter"),
+        pytest.param({"parameters": {"x": [math.inf]}}, "parameters", id="inf-parameter"),
+        pytest.param({"parameters": {"x": "y" * 70_000}}, "parameters", id="huge-parameters"),
     ],
 )
 async def test_invalid_input_is_a_validation_error_naming_the_field(
