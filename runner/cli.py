@@ -476,7 +476,8 @@ def _with_service(
 def _data(result: Result[T]) -> T:
     """A successful call's data; a failed call's message as the command's error."""
     if not result.success:
-        error = NotFound if result.code == "not_found" else RunnerError
-        raise error(result.message or result.code or "failed")
+        from runner.result import exception_for
+
+        raise exception_for(result.code or "internal_error", result.message or "failed")
     assert result.data is not None, "a successful call of the service returns its data"
     return result.data

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
-from runner.errors import ConfigError, Conflict, Invalid, NotFound, StoreError
+from runner.errors import ConfigError, Conflict, Invalid, NotFound, RunnerError, StoreError
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -46,7 +46,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = {
 
 
 # Which code each of runner's exceptions answers with; the first match wins.
-_EXCEPTION_CODES: tuple[tuple[type[Exception], str], ...] = (
+_EXCEPTION_CODES: tuple[tuple[type[RunnerError], str], ...] = (
     (Invalid, "validation_error"),
     (ConfigError, "validation_error"),
     (NotFound, "not_found"),
@@ -60,6 +60,13 @@ def error_code(exc: BaseException) -> str:
     return next(
         (code for kind, code in _EXCEPTION_CODES if isinstance(exc, kind)), "internal_error"
     )
+
+
+def exception_for(code: str, message: str) -> RunnerError:
+    """The exception a failed Result's ``code`` stands for: the inverse of
+    :func:`error_code`, so a command that raises it reports the same code."""
+    kind = next((kind for kind, known in _EXCEPTION_CODES if known == code), RunnerError)
+    return kind(message)
 
 
 def http_status(code: str) -> int:
