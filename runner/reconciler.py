@@ -52,9 +52,7 @@ async def apply(
     event or would empty a database that holds config declarations. Applying the same
     config twice writes nothing the second time.
     """
-    result, previous = await store.reconcile(
-        config, now, lambda events, cleanups: diff(config, events, cleanups, allow_empty), runner_id
-    )
+    result, previous = await store.reconcile(config, now, allow_empty, runner_id)
     if result.conflicts:
         raise Conflict("; ".join(result.conflicts))
     if result.refused_empty:

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,7 +40,7 @@ from runner import occurrences, schedules
 from runner.dburl import sqlite_file
 from runner.dispatch import Decision, DueEvent, Record, decide, settle
 from runner.errors import Conflict, StoreError
-from runner.plan import Plan, Stored
+from runner.plan import Plan, Stored, diff
 from runner.results import (
     CleanupReport,
     EventStatus,
@@ -293,10 +293,11 @@ class Store:
         self,
         config: Config,
         now: datetime,
-        planner: Callable[[dict[str, Stored], dict[str, Stored]], Plan],
+        allow_empty: bool = False,
         runner_id: str | None = None,
     ) -> tuple[Plan, dict[str, Any]]:
-        """Plan ``config`` against the database and carry the plan out, in one transaction.
+        """Plan ``config`` against the database (:func:`~runner.plan.diff`) and carry the
+        plan out, in one transaction.
 
         Several runners may reconcile at once: on PostgreSQL an advisory lock makes them
         take turns, each planning against what the one before wrote. Nothing is written
@@ -312,7 +313,10 @@ class Store:
                 )
             previous = await self._get_state(conn, CONFIG_STATE) or {}
             # Planning thousands of events takes a while: not on the event loop.
-            plan = await asyncio.to_thread(planner, *await _declarations(conn))
+            stored_events, stored_cleanups = await _declarations(conn)
+            plan = await asyncio.to_thread(
+                diff, config, stored_events, stored_cleanups, allow_empty
+            )
             if plan.conflicts or plan.refused_empty:
                 return plan, previous
             same = previous.get("revision") == config.revision and not previous.get("error")
