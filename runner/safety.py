@@ -68,6 +68,8 @@ def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str |
     """Why a cleanup policy may not run where it points, or None when it may.
 
     Judged on paths, as written and resolved; :class:`Fence` judges what is opened."""
+    if "\0" in spec.directory:  # no file system path holds one; realpath() would raise
+        return "a directory name cannot contain a NUL character"
     directory = normal(spec.directory)
     spellings = {directory, os.path.realpath(directory)}
     if spellings & SYSTEM_ROOTS:

@@ -48,3 +48,8 @@ def test_the_fence_knows_directories_by_identity(tmp_path: Path) -> None:
     assert fence.refusal((here.st_dev, here.st_ino)) == (
         f"it holds the runner's own {tmp_path / 'gone.db'}"
     )
+
+
+def test_a_directory_with_a_nul_character_is_refused_not_raised() -> None:
+    spec = CleanupSpec(name="nul", directory="/srv/logs\0/x")
+    assert safety.unsafe_directory(spec, []) == "a directory name cannot contain a NUL character"
