@@ -68,8 +68,9 @@ def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str |
     """Why a cleanup policy may not run where it points, or None when it may.
 
     Judged on paths, as written and resolved; :class:`Fence` judges what is opened."""
-    if "\0" in spec.directory:  # no file system path holds one; realpath() would raise
-        return "a directory name cannot contain a NUL character"
+    unusable = _unusable(spec.directory)
+    if unusable:
+        return unusable
     directory = normal(spec.directory)
     spellings = {directory, os.path.realpath(directory)}
     if spellings & SYSTEM_ROOTS:
@@ -79,6 +80,15 @@ def unsafe_directory(spec: CleanupSpec, protected_files: Iterable[str]) -> str |
             if any(_reaches(d, parent, spec.recursive) for d in spellings):
                 return f"refusing to clean {directory}: it holds the runner's own {protected}"
     return None
+
+
+def _unusable(path: str) -> str | None:
+    """Why no file system call could take ``path`` (they would raise), or None."""
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        return "a directory name cannot contain unpaired surrogate characters"
+    return "a directory name cannot contain a NUL character" if b"\0" in encoded else None
 
 
 def normal(path: str) -> str:

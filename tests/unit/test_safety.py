@@ -53,3 +53,9 @@ def test_the_fence_knows_directories_by_identity(tmp_path: Path) -> None:
 def test_a_directory_with_a_nul_character_is_refused_not_raised() -> None:
     spec = CleanupSpec(name="nul", directory="/srv/logs\0/x")
     assert safety.unsafe_directory(spec, []) == "a directory name cannot contain a NUL character"
+
+
+def test_a_directory_no_file_system_call_could_take_is_refused_not_raised() -> None:
+    spec = CleanupSpec(name="bad", directory="/srv/\udb17logs")
+    refusal = safety.unsafe_directory(spec, [])
+    assert refusal == "a directory name cannot contain unpaired surrogate characters"
