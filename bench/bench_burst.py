@@ -29,7 +29,7 @@ from common import APS3, APS4, PEERS, RUNNER, machine, median, require_peer, run
 
 JOBS_MODULE = "async def noop():\n    return None\n"
 SPAN = (
-    "SELECT (julianday(max(finished_at)) - julianday(min(created_at))) * 86400, count(*)"
+    "SELECT (julianday(max(end_time)) - julianday(min(created_at))) * 86400, count(*)"
     " FROM scheduler_executions WHERE outcome = 'succeeded'"
 )
 
@@ -77,7 +77,7 @@ def runner_pg(jobs: int, workdir: Path, pg: str, runners: int) -> float:
         conn = await asyncpg.connect(url)
         try:
             row = await conn.fetchrow(
-                "SELECT extract(epoch FROM max(finished_at) - min(created_at)), count(*)"
+                "SELECT extract(epoch FROM max(end_time) - min(created_at)), count(*)"
                 " FROM scheduler_executions WHERE outcome = 'succeeded'"
             )
             assert row is not None

@@ -1,7 +1,7 @@
 """Lateness: one-time jobs at distinct instants, 100 a second for 10 s, start minus
 scheduled time.
 
-runner (``runner run`` on SQLite; start = the execution's ``started_at``), APScheduler
+runner (``runner run`` on SQLite; start = the execution's ``start_time``), APScheduler
 3.11 (AsyncIOScheduler + SQLAlchemyJobStore on SQLite; start = when the job function
 runs) and the floor, a bare asyncio ``loop.call_at`` per instant, each a whole process,
 alternately ``--rounds`` times. Prints p50, p99 and max per setup (medians over the
@@ -64,7 +64,7 @@ def runner_lateness(times: Sequence[float], workdir: Path) -> list[float]:
         time.sleep(max(0.0, max(times) - time.time() + 2))
     with sqlite3.connect(directory / "runner.db") as db:
         rows = db.execute(
-            "SELECT (julianday(started_at) - julianday(scheduled_time)) * 86400"
+            "SELECT (julianday(start_time) - julianday(scheduled_time)) * 86400"
             " FROM scheduler_executions WHERE trigger = 'schedule'"
         ).fetchall()
     if len(rows) != len(times):
