@@ -89,11 +89,17 @@ class DesignEvent(BaseModel):
         return self.function_name
 
 
+def _config_definition(name: str) -> dict[str, Any]:
+    """A definition of the config's JSON Schema, its references inlined (for OpenAPI)."""
+    config = configs.schema()
+    definition: dict[str, Any] = _inline(config["$defs"][name], config["$defs"])
+    return definition
+
+
 def _config_event_schema(schema: dict[str, Any]) -> None:
     """Show the config's own event schema, the one that validates this body, less what
     makes a command: the API creates function events only."""
-    config = configs.schema()
-    event = _inline(config["$defs"]["event"], config["$defs"])
+    event = _config_definition("event")
     for key in ("oneOf", "dependentSchemas", "x-errors"):
         event.pop(key, None)
     for key in COMMAND_FIELDS:
@@ -175,9 +181,8 @@ REFUSED = _documented(401, 403)
 
 def _config_cleanup_schema(schema: dict[str, Any]) -> None:
     """Show the config's cleanup schema; the name may be left out, as the design does."""
-    config = configs.schema()
     schema.clear()
-    schema.update(_inline(config["$defs"]["cleanup"], config["$defs"]))
+    schema.update(_config_definition("cleanup"))
     schema["required"] = [k for k in schema.get("required", []) if k != "name"]
     schema["title"] = "NewCleanup"
 
@@ -341,7 +346,12 @@ def create_app(state: State) -> FastAPI:
         responses={**REFUSED, **_documented(409)},
     )
     async def register_cleanup(policy: NewCleanup) -> JSONResponse:
-        """Create or replace a user cleanup policy (the module design's register_cleanup)."""
+        """Create or replace a user cleanup policy (the module design's register_cleanup).
+        A policy deletes files: remote callers may add one only with
+        ``settings.agents.allow_cleanup``."""
+        if not service.settings.agents.allow_cleanup:
+            message = "registering cleanup policies remotely is off: settings.agents.allow_cleanup"
+            return _error("forbidden", message)
         return _respond(await service.register_cleanup(policy.model_dump()), status=201)
 
     @app.post(

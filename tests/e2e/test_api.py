@@ -827,3 +827,14 @@ def test_a_port_in_use_is_a_one_line_error_and_exit_1(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("runner: error:")]
     in_use = os.strerror(errno.EADDRINUSE)
     assert errors == [f"runner: error: the API cannot listen on 127.0.0.1:{port}: {in_use}"]
+
+
+def test_registering_a_cleanup_policy_needs_the_token_and_allow_cleanup(
+    client: httpx.Client,
+) -> None:
+    body = {"directory": "logs", "retention_days": 1}
+    before = data_of(client.get(f"{PREFIX}/cleanup"))
+    assert_error(client.post(f"{PREFIX}/cleanup", json=body), 401, "unauthorized")
+    refused = client.post(f"{PREFIX}/cleanup", json=body, headers=auth())
+    assert "settings.agents.allow_cleanup" in assert_error(refused, 403, "forbidden")
+    assert data_of(client.get(f"{PREFIX}/cleanup")) == before

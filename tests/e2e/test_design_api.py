@@ -63,7 +63,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (cwd / f"{JOBS}.py").write_text(JOBS_SOURCE)
     (cwd / "logs").mkdir()
     with running_server(
-        cwd, allowed=list(FUNCTIONS), functions=FUNCTIONS, retry_failed_events=False
+        cwd,
+        allowed=list(FUNCTIONS),
+        functions=FUNCTIONS,
+        retry_failed_events=False,
+        agents={"allow_cleanup": True},  # remote callers may register cleanup policies
     ) as started:
         yield started
 
