@@ -36,9 +36,9 @@ from starlette.types import Receive, Scope, Send
 from runner import config as configs
 from runner.api_guard import BodyGuard
 from runner.clock import Clock
-from runner.config import is_loopback, split_listen
 from runner.errors import RunnerError
 from runner.metrics import Metrics
+from runner.netaddr import host_of, is_loopback, split_listen
 from runner.result import Result, http_status
 from runner.service import SchedulerService
 from runner.specs import ApiSettings
@@ -46,7 +46,6 @@ from runner.web import install as install_web
 
 log = logging.getLogger("runner.api")
 PREFIX = "/api/v1/scheduler"
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 @dataclass
@@ -253,8 +252,8 @@ def create_app(state: State) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         listen = state.api().listen or "127.0.0.1:0"
-        host = request.headers.get("host", "").rpartition(":")[0] or request.headers.get("host", "")
-        if is_loopback(split_listen(listen)[0]) and host not in LOOPBACK_NAMES:
+        host = host_of(request.headers.get("host", ""))
+        if is_loopback(split_listen(listen)[0]) and not is_loopback(host):
             return _error("invalid_host", "the Host header must name the loopback address", 421)
         return await call_next(request)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import errno
 import functools
-import ipaddress
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from jsonschema.exceptions import ValidationError
 
 from runner import functions, schedules
 from runner.errors import ConfigError, Problem
+from runner.netaddr import is_loopback, split_listen
 from runner.safety import own_files, unsafe_directory
 from runner.specs import (
     AgentSettings,
@@ -363,6 +363,24 @@ def _json_type(value: Any) -> str:
 # --- Resolution: schema-valid data → specs --------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Where:
+    """A place in one document: the file, its parsed data (for line and column), and the
+    path of a field in it."""
+
+    file: str
+    parsed: Parsed
+    path: tuple[Any, ...] = ()
+
+    def at(self, *fields: Any) -> _Where:
+        """The place of a field below this one."""
+        return _Where(self.file, self.parsed, (*self.path, *fields))
+
+    def problem(self, message: str, severity: str = "error") -> Problem:
+        line, col = self.parsed.mark(self.path)
+        return Problem(self.file, line, col, message, render_path(self.path), severity)
+
+
 class _Resolver:
     """Turns schema-valid documents into specs; reports what a schema cannot see."""
 
@@ -380,12 +398,8 @@ class _Resolver:
         self.problems: list[Problem] = []
         self.sources: dict[str, Source] = {}
 
-    def problem(
-        self, where: tuple[str, Parsed, tuple[Any, ...]], message: str, severity: str = "error"
-    ) -> None:
-        file, parsed, path = where
-        line, col = parsed.mark(path)
-        self.problems.append(Problem(file, line, col, message, render_path(path), severity))
+    def problem(self, where: _Where, message: str, severity: str = "error") -> None:
+        self.problems.append(where.problem(message, severity))
 
     def resolve(self) -> Config:
         settings = self._settings()
@@ -416,21 +430,19 @@ class _Resolver:
             sources=self.sources,
         )
 
-    def _declarations(
-        self, section: str
-    ) -> Iterable[tuple[tuple[str, Parsed, tuple[Any, ...]], dict[str, Any]]]:
+    def _declarations(self, section: str) -> Iterable[tuple[_Where, dict[str, Any]]]:
         """Each declaration of ``section`` across files; duplicate names reported, first wins."""
         first: dict[str, Source] = {}
         for file, parsed in self.documents:
             for index, data in enumerate(parsed.data.get(section) or []):
                 if data is None:
                     continue  # unreadable: its schema problems are reported
-                where = (file, parsed, (section, index))
+                where = _Where(file, parsed, (section, index))
                 line, col = parsed.mark((section, index, "name"))
                 name = data["name"]
                 if name in first:
                     message = f"duplicate name '{name}' (first at {first[name]})"
-                    self.problem((file, parsed, (section, index, "name")), message)
+                    self.problem(where.at("name"), message)
                     continue
                 first[name] = Source(file, line, col)
                 if section == "events":
@@ -443,7 +455,7 @@ class _Resolver:
             return self.base_settings
         for file, parsed in found[1:]:
             message = f"settings may appear in one file only (already in {found[0][0]})"
-            self.problem((file, parsed, ("settings",)), message)
+            self.problem(_Where(file, parsed, ("settings",)), message)
         raw: dict[str, Any] = dict(found[0][1].data["settings"] or {}) if found else {}
         housekeeper = HousekeeperSettings(**raw.pop("housekeeper", None) or {})
         api_raw = dict(raw.pop("api", None) or {})
@@ -454,41 +466,35 @@ class _Resolver:
             **raw, housekeeper=housekeeper, api=ApiSettings(**api_raw), agents=agents
         )
         if found:
-            self._check_settings(settings, (found[0][0], found[0][1], ("settings",)))
+            self._check_settings(settings, _Where(*found[0], ("settings",)))
         return settings
 
-    def _check_settings(
-        self, settings: Settings, where: tuple[str, Parsed, tuple[Any, ...]]
-    ) -> None:
-        file, parsed, path = where
+    def _check_settings(self, settings: Settings, where: _Where) -> None:
         if not _zone_exists(settings.timezone):
-            self.problem((file, parsed, (*path, "timezone")), _unknown_zone(settings.timezone))
+            self.problem(where.at("timezone"), _unknown_zone(settings.timezone))
         message = schedules.check_cron(settings.housekeeper.schedule)
         if message:
-            self.problem((file, parsed, (*path, "housekeeper", "schedule")), message)
+            self.problem(where.at("housekeeper", "schedule"), message)
         listen = settings.api.listen
         if not listen:
             return
         host, port = split_listen(listen)
         if not 0 < port < 65536:
             message = f"port {port} is out of range: use 1 to 65535"
-            self.problem((file, parsed, (*path, "api", "listen")), message)
+            self.problem(where.at("api", "listen"), message)
         elif not settings.api.token and not is_loopback(host):
             message = f"the API refuses to listen on {listen} without settings.api.token"
-            self.problem((file, parsed, (*path, "api", "listen")), message)
+            self.problem(where.at("api", "listen"), message)
 
-    def _event(
-        self, where: tuple[str, Parsed, tuple[Any, ...]], data: dict[str, Any], settings: Settings
-    ) -> EventSpec | None:
-        file, parsed, path = where
-        schedule = self._schedule((file, parsed, (*path, "schedule")), data["schedule"], settings)
+    def _event(self, where: _Where, data: dict[str, Any], settings: Settings) -> EventSpec | None:
+        schedule = self._schedule(where.at("schedule"), data["schedule"], settings)
         job = self._job(where, data)
         if isinstance(job, FunctionJob) and not self._function_known(job.function, settings):
             message = (
                 f"no function is registered as '{job.function}': name it in "
                 "settings.functions, or write module:callable"
             )
-            self.problem((file, parsed, (*path, "function")), message)
+            self.problem(where.at("function"), message)
             job = None
         retry_raw = data.get("retry", {})
         default = settings.default_retry
@@ -526,31 +532,28 @@ class _Resolver:
         )
 
     def _schedule(
-        self, where: tuple[str, Parsed, tuple[Any, ...]], raw: dict[str, Any], settings: Settings
+        self, where: _Where, raw: dict[str, Any], settings: Settings
     ) -> dict[str, Any] | None:
-        file, parsed, path = where
         normal = dict(raw)
         normal.setdefault("timezone", settings.timezone)
         bad_zone = not _zone_exists(normal["timezone"])
         if bad_zone and "timezone" in raw:  # else settings.timezone is reported, once
-            self.problem((file, parsed, (*path, "timezone")), _unknown_zone(normal["timezone"]))
+            self.problem(where.at("timezone"), _unknown_zone(normal["timezone"]))
         bad_cron = "cron" in raw and (message := schedules.check_cron(raw["cron"]))
         if bad_cron:
-            self.problem((file, parsed, (*path, "cron")), str(message))
+            self.problem(where.at("cron"), str(message))
         if bad_zone or bad_cron:
             return None  # both reported: a bad zone does not hide a bad cron
         try:
             schedule = schedules.from_spec(normal, settings.timezone)
         except (ValueError, OverflowError) as exc:
             key = next(k for k in ("at", "start", "every", "cron") if k in raw)
-            self.problem((file, parsed, (*path, key)), str(exc))
+            self.problem(where.at(key), str(exc))
             return None
         self._schedule_warnings(where, schedule)
         return normal
 
-    def _schedule_warnings(
-        self, where: tuple[str, Parsed, tuple[Any, ...]], schedule: schedules.Schedule
-    ) -> None:
+    def _schedule_warnings(self, where: _Where, schedule: schedules.Schedule) -> None:
         if isinstance(schedule, schedules.At) and schedule.at <= self.now:
             self.problem(
                 where, f"at {schedule.at.isoformat()} is in the past; it will not run", "warning"
@@ -558,19 +561,14 @@ class _Resolver:
         for note in schedules.dst_notes(schedule, self.now):
             self.problem(where, note, "warning")
 
-    def _job(
-        self, where: tuple[str, Parsed, tuple[Any, ...]], data: dict[str, Any]
-    ) -> FunctionJob | CommandJob | None:
-        file, parsed, path = where
+    def _job(self, where: _Where, data: dict[str, Any]) -> FunctionJob | CommandJob | None:
         if "function" in data:
             return FunctionJob(data["function"], dict(data.get("parameters", {})))
         command = data["command"]
         shell = data.get("shell", False)
         if isinstance(command, list):
             if shell:
-                self.problem(
-                    (file, parsed, (*path, "shell")), "shell: true needs command as one string"
-                )
+                self.problem(where.at("shell"), "shell: true needs command as one string")
                 return None
             argv = tuple(command)
         elif shell:
@@ -579,10 +577,10 @@ class _Resolver:
             try:
                 argv = tuple(shlex.split(command))
             except ValueError as exc:
-                self.problem((file, parsed, (*path, "command")), f"cannot split command: {exc}")
+                self.problem(where.at("command"), f"cannot split command: {exc}")
                 return None
             if not argv:
-                self.problem((file, parsed, (*path, "command")), "command is empty")
+                self.problem(where.at("command"), "command is empty")
                 return None
         return CommandJob(
             argv=argv, env=dict(data.get("env", {})), cwd=data.get("cwd"), shell=shell
@@ -590,14 +588,13 @@ class _Resolver:
 
     def _cleanup(
         self,
-        where: tuple[str, Parsed, tuple[Any, ...]],
+        where: _Where,
         data: dict[str, Any],
         settings: Settings,
         config_files: list[str],
     ) -> CleanupSpec | None:
-        file, parsed, path = where
         directory = os.path.normpath(
-            os.path.join(os.path.dirname(os.path.abspath(file)), data["directory"])
+            os.path.join(os.path.dirname(os.path.abspath(where.file)), data["directory"])
         )
         spec = CleanupSpec(
             name=data["name"],
@@ -616,7 +613,7 @@ class _Resolver:
         database = self.environ.get("RUNNER_DATABASE_URL") or settings.database
         refusal = unsafe_directory(spec, own_files(config_files, database))
         if refusal:
-            self.problem((file, parsed, (*path, "directory")), refusal)
+            self.problem(where.at("directory"), refusal)
             return None
         if spec.retention_days is None and spec.max_files is None and spec.max_size_mb is None:
             days = settings.housekeeper.default_retention
@@ -638,20 +635,3 @@ def _zone_exists(name: str) -> bool:
 
 def _unknown_zone(name: str) -> str:
     return f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` too) → (host, port)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)

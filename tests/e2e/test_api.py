@@ -606,7 +606,8 @@ def test_a_foreign_host_header_is_refused(
 
 
 def test_loopback_host_headers_are_accepted(client: httpx.Client, server: ApiServer) -> None:
-    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "localhost"):
+    hosts = ["127.0.0.1", "127.0.0.2", "localhost", "LocalHost", "[::1]"]
+    for host in [*hosts, *(f"{h}:{server.port}" for h in hosts)]:
         assert client.get("/healthz", headers={"Host": host}).status_code == 200
 
 
