@@ -198,12 +198,20 @@ def _changes(
         t, before = change, after
 
 
+@lru_cache(maxsize=256)
+def _changes_until(
+    zone: ZoneInfo, start: datetime, end: datetime
+) -> tuple[tuple[datetime, timedelta, timedelta], ...]:
+    """:func:`_changes`, remembered: validating many events in a few zones asks the same."""
+    return tuple(_changes(zone, start, end))
+
+
 def clock_changes(
     zone: ZoneInfo, start: datetime, end: datetime
 ) -> list[tuple[datetime, timedelta, timedelta]]:
     """Each change of ``zone``'s UTC offset in ``(start, end]``: its instant (UTC), the
     offset before and the offset after."""
-    return list(_changes(zone, _utc(start), _utc(end)))
+    return list(_changes_until(zone, _utc(start), _utc(end)))
 
 
 def _next_fixed(step: _WallStep, t: datetime, zone: ZoneInfo) -> datetime | None:

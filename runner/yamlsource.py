@@ -23,6 +23,11 @@ Path = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+# Scalars built here through PyYAML's own constructors; any other tag (binary, set, ...)
+# has the whole document built by PyYAML.
+_SCALARS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null"))
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Expanded nodes allowed per distinct node, and at least this many in all.
 _EXPANSION_FACTOR = 20
@@ -80,14 +85,15 @@ def parse(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, lis
         node = loader.get_single_node()
         if node is None:
             return Parsed(None), []
-        walker = _Walker(file, environ, loader, _count_distinct(node))
+        walker = _Walker(file, environ, loader, node)
         try:
-            walker.visit(node, ())
+            data = walker.visit(node, ())
         except _Abort:
             return Parsed(None), walker.problems
         if walker.problems:
             return Parsed(None), walker.problems
-        data = loader.construct_document(node)
+        if walker.construct:  # merge keys or rare tags: PyYAML builds the data
+            data = loader.construct_document(node)
         parsed = Parsed(data, walker.marks, walker.key_marks, walker.unset, walker.unknown)
         return parsed, []
     except yaml.MarkedYAMLError as exc:
@@ -126,24 +132,32 @@ def _at(node: Node) -> tuple[int, int]:
 
 
 class _Walker:
-    """One pass over the node graph: marks, duplicate keys, variables, expansion guard."""
+    """One pass over the node graph: marks, duplicate keys, variables, expansion guard,
+    and the data itself (PyYAML's constructor would be a second pass over every node)."""
 
-    def __init__(
-        self, file: str, environ: Mapping[str, str], loader: _Loader, distinct: int
-    ) -> None:
+    def __init__(self, file: str, environ: Mapping[str, str], loader: _Loader, root: Node) -> None:
         self.file = file
         self.environ = environ
         self.loader = loader
-        self.budget = max(_EXPANSION_FLOOR, _EXPANSION_FACTOR * distinct)
+        # Visits allowed: max(floor, factor * distinct nodes). The nodes are counted only
+        # when the floor is used up, which a document without many aliases never does.
+        self.root: Node | None = root
+        self.budget = _EXPANSION_FLOOR
         self.problems: list[Problem] = []
         self.unset: list[Problem] = []
         self.unknown: set[Path] = set()
         self.marks: dict[Path, tuple[int, int]] = {}
         self.key_marks: dict[Path, tuple[int, int]] = {}
         self._substituted: set[int] = set()
+        # Set when the data must come from PyYAML's constructor rather than this walk.
+        self.construct = False
 
-    def visit(self, node: Node, path: Path) -> None:
+    def visit(self, node: Node, path: Path) -> Any:
+        """Check ``node`` and return its data (meaningless once :attr:`construct` is set)."""
         self.budget -= 1
+        if self.budget < 0 and self.root is not None:
+            self.budget += _EXPANSION_FACTOR * _count_distinct(self.root) - _EXPANSION_FLOOR
+            self.root = None
         if self.budget < 0:
             line, col = _at(node)
             message = "aliases expand this document far beyond its size; refused (alias bomb?)"
@@ -157,15 +171,25 @@ class _Walker:
         self.marks.setdefault(path, _at(node))
         if isinstance(node, ScalarNode):
             self._substitute(node, path)
+            if node.tag == _STR:
+                return node.value
+            if node.tag in _SCALARS:
+                return self.loader.construct_object(node)
         elif isinstance(node, SequenceNode):
-            for index, item in enumerate(node.value):
-                self.visit(item, (*path, index))
+            items = [self.visit(item, (*path, index)) for index, item in enumerate(node.value)]
+            if node.tag == _SEQ:
+                return items
         elif isinstance(node, MappingNode):
-            self._visit_mapping(node, path)
+            mapping = self._visit_mapping(node, path)
+            if node.tag == _MAP:
+                return mapping
+        self.construct = True
+        return None
 
-    def _visit_mapping(self, node: MappingNode, path: Path) -> None:
+    def _visit_mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         seen: dict[str, int] = {}
         merged: list[Node] = []
+        data: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 merged.append(value_node)
@@ -183,11 +207,14 @@ class _Walker:
                 continue
             seen[key] = key_node.start_mark.line + 1
             self.key_marks[(*path, key)] = _at(key_node)
-            self.visit(value_node, (*path, key))
+            data[key] = self.visit(value_node, (*path, key))
+        if merged:
+            self.construct = True  # PyYAML's merge order and nesting rules are its own
         for source in merged:
             # Merged keys have lower precedence; they stand where the anchor was defined.
             for mapping in source.value if isinstance(source, SequenceNode) else [source]:
                 self._visit_merged(mapping, path, seen)
+        return data
 
     def _visit_merged(self, node: Node, path: Path, seen: dict[str, int]) -> None:
         if not isinstance(node, MappingNode):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runner import config as configs
 from runner.errors import ConfigError, Problem
@@ -68,63 +69,82 @@ def test_contract_example_loads_with_defaults_resolved() -> None:
     assert (logs.directory, logs.exclude, logs.priority) == ("/var/log/app", ("current.log",), 10)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            "settings:\n  check_interval: 0.01\n",
-            "2:19: 0.01 is less than the minimum of 0.1 (at settings.check_interval)",
-        ),
-        (
-            "settings:\n  max_concurrent_executions: 500\n",
-            "2:30: 500 is greater than the maximum of 100 (at settings.max_concurrent_executions)",
-        ),
-        (
-            "events:\n  - name: a\n    command: x\n    schedule: {cron: '* * * * *'}\n"
-            "    timout: 5\n",
-            "5:5: unknown field 'timout'; did you mean 'timeout'? (at events[0].timout)",
-        ),
-        (
-            "events:\n  - name: Bad Name\n    command: x\n    schedule: {every: 1m}\n",
-            "2:11: names use lowercase letters, digits, '.', '_' and '-', start with a letter or"
-            " digit, and have at most 100 characters (at events[0].name)",
-        ),
-        (
-            "events:\n  - name: a\n    command: x\n    function: m:f\n    schedule: {every: 1m}\n",
-            "2:5: an event runs exactly one of function (with parameters) or command"
-            " (with env, cwd, shell) (at events[0])",
-        ),
-        (
-            "events:\n  - name: a\n    command: x\n    schedule: {every: 1m, at: '2027-01-01'}\n",
-            "4:15: a schedule has exactly one of cron, every or at (start goes with every)"
-            " (at events[0].schedule)",
-        ),
-        (
-            "events:\n  - name: a\n    command: x\n    schedule: {every: 5 minutes}\n",
-            "4:23: every is a positive number followed by s, m, h, d, w or mo (e.g. 15m), or a"
-            " mapping with one unit, e.g. {minutes: 15} (at events[0].schedule.every)",
-        ),
-        (
-            "events:\n  - name: a\n    command: x\n    timeout: soon\n    schedule: {every: 1m}\n",
-            "4:14: must be a number, not a string (at events[0].timeout)",
-        ),
-        (
-            "events:\n  - name: a\n    command: x\n    overlap: queue\n    schedule: {every: 1m}\n",
-            "4:14: 'queue' is not one of: forbid, allow, replace (at events[0].overlap)",
-        ),
-        (
-            "events:\n  - command: x\n",
-            "2:5: missing required field 'name', 'schedule' (at events[0])",
-        ),
-        (
-            "events:\n  - name: a\n    function: not-a-function\n    schedule: {every: 1m}\n",
-            "3:15: a function is a registered name (backup_database) or module:callable"
-            " (myapp.reports:generate_weekly) (at events[0].function)",
-        ),
-    ],
-)
+SCHEMA_ERRORS = [
+    (
+        "settings:\n  check_interval: 0.01\n",
+        "2:19: 0.01 is less than the minimum of 0.1 (at settings.check_interval)",
+    ),
+    (
+        "settings:\n  max_concurrent_executions: 500\n",
+        "2:30: 500 is greater than the maximum of 100 (at settings.max_concurrent_executions)",
+    ),
+    (
+        "events:\n  - name: a\n    command: x\n    schedule: {cron: '* * * * *'}\n    timout: 5\n",
+        "5:5: unknown field 'timout'; did you mean 'timeout'? (at events[0].timout)",
+    ),
+    (
+        "events:\n  - name: Bad Name\n    command: x\n    schedule: {every: 1m}\n",
+        "2:11: names use lowercase letters, digits, '.', '_' and '-', start with a letter or"
+        " digit, and have at most 100 characters (at events[0].name)",
+    ),
+    (
+        "events:\n  - name: a\n    command: x\n    function: m:f\n    schedule: {every: 1m}\n",
+        "2:5: an event runs exactly one of function (with parameters) or command"
+        " (with env, cwd, shell) (at events[0])",
+    ),
+    (
+        "events:\n  - name: a\n    command: x\n    schedule: {every: 1m, at: '2027-01-01'}\n",
+        "4:15: a schedule has exactly one of cron, every or at (start goes with every)"
+        " (at events[0].schedule)",
+    ),
+    (
+        "events:\n  - name: a\n    command: x\n    schedule: {every: 5 minutes}\n",
+        "4:23: every is a positive number followed by s, m, h, d, w or mo (e.g. 15m), or a"
+        " mapping with one unit, e.g. {minutes: 15} (at events[0].schedule.every)",
+    ),
+    (
+        "events:\n  - name: a\n    command: x\n    timeout: soon\n    schedule: {every: 1m}\n",
+        "4:14: must be a number, not a string (at events[0].timeout)",
+    ),
+    (
+        "events:\n  - name: a\n    command: x\n    overlap: queue\n    schedule: {every: 1m}\n",
+        "4:14: 'queue' is not one of: forbid, allow, replace (at events[0].overlap)",
+    ),
+    (
+        "events:\n  - command: x\n",
+        "2:5: missing required field 'name', 'schedule' (at events[0])",
+    ),
+    (
+        "events:\n  - name: a\n    function: not-a-function\n    schedule: {every: 1m}\n",
+        "3:15: a function is a registered name (backup_database) or module:callable"
+        " (myapp.reports:generate_weekly) (at events[0].function)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SCHEMA_ERRORS)
 def test_schema_errors_point_at_the_field(write: WriteConfig, text: str, expected: str) -> None:
     assert errors(write(text)) == [expected]
+
+
+@pytest.mark.parametrize(("text", "expected"), SCHEMA_ERRORS)
+def test_the_fast_schema_check_never_passes_what_jsonschema_refuses(
+    write: WriteConfig, text: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jsonschema-rs only short-cuts the all-valid case; jsonschema alone writes messages."""
+    data = yaml.safe_load(text)
+    assert not configs._valid_fast(data)
+    path = write(text)
+    with_fast = problems(path)
+    monkeypatch.setattr(configs, "_fast_check", lambda: None)
+    assert problems(path) == with_fast
+
+
+@pytest.mark.parametrize("path", sorted(Path("examples").rglob("*.yaml")), ids=str)
+def test_the_fast_schema_check_passes_what_jsonschema_passes(path: Path) -> None:
+    data = yaml.safe_load(path.read_text())
+    assert configs._fast_check() is not None, "jsonschema-rs is a dependency"
+    assert configs._valid_fast(data) == configs._validator().is_valid(data)
 
 
 @pytest.mark.parametrize(
