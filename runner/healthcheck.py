@@ -11,7 +11,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from runner.config import split_listen
+from runner.netaddr import split_listen
 from runner.specs import ApiSettings
 
 WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}

@@ -252,6 +252,8 @@ class Config:
 
 def _plain(value: Any) -> Any:
     """Tuples to lists and mappings to dicts, recursively, so JSON round-trips compare equal."""
+    if isinstance(value, str | int | float | None):  # most values: checked before the ABC
+        return value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

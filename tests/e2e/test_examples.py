@@ -15,7 +15,7 @@ import yaml
 
 from runner import config as configs
 from runner.cli import _parser as cli_parser
-from runner.config import split_listen
+from runner.netaddr import split_listen
 from runner.specs import Config
 from tests.e2e.helpers import CLI_TIMEOUT, controlled_environ
 
