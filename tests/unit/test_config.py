@@ -18,6 +18,10 @@ from runner.specs import CommandJob, Config, FunctionJob, RetryPolicy, Settings
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 WriteConfig = Callable[..., Path]
+EXAMPLES = [
+    *sorted(p for p in Path("examples").glob("**/*.y*ml") if "deploy" not in p.parts),
+    Path("scheduler.yaml"),
+]
 
 
 @pytest.fixture
@@ -140,7 +144,7 @@ def test_the_fast_schema_check_never_passes_what_jsonschema_refuses(
     assert problems(path) == with_fast
 
 
-@pytest.mark.parametrize("path", sorted(Path("examples").rglob("*.yaml")), ids=str)
+@pytest.mark.parametrize("path", EXAMPLES, ids=str)
 def test_the_fast_schema_check_passes_what_jsonschema_passes(path: Path) -> None:
     data = yaml.safe_load(path.read_text())
     assert configs._fast_check() is not None, "jsonschema-rs is a dependency"
@@ -424,13 +428,7 @@ def test_schema_file_at_top_level_is_the_packaged_one() -> None:
     assert json.loads(Path("schemas/scheduler.schema.json").read_text()) == configs.schema()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        *sorted(p for p in Path("examples").glob("**/*.y*ml") if "deploy" not in p.parts),
-        Path("scheduler.yaml"),
-    ],
-)
+@pytest.mark.parametrize("path", EXAMPLES)
 def test_examples_are_valid(path: Path) -> None:
     target = path.parent if path.parent.name == "split" else path
     report = configs.validate([target], {"RUNNER_API_TOKEN": "t" * 32}, NOW)
