@@ -4,7 +4,8 @@ Generates a realistic config (cron in several zones, ``every`` with and without 
 one-time ``at``, commands and functions, retry and misfire blocks, jitter) split over ten
 files in a temporary directory, as a Kubernetes ConfigMap would mount it, then times:
 
-* validate          -- YAML, JSON Schema and semantic checks of every file
+* validate          -- YAML, JSON Schema and semantic checks of every file, in this
+                       process and as ``runner validate DIR`` (whole processes, median)
 * open + migrate    -- Store.open on a fresh database
 * first apply       -- create every event and policy
 * second apply      -- the same config again: must change nothing
@@ -17,6 +18,7 @@ next to the one URL names (and dropped afterwards)::
     .venv/bin/python bench/bench_config.py
     .venv/bin/python bench/bench_config.py --pg postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/bench_config.py --events 2000 --profile
+    .venv/bin/python bench/bench_config.py --validate-only --repeat 5
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import random
+import resource
 import secrets
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -218,11 +225,44 @@ def table(columns: dict[str, dict[str, Figure]]) -> str:
     return "\n".join(lines)
 
 
+def whole_process(directory: Path, repeat: int) -> list[Figure]:
+    """``runner validate DIR`` as a user runs it, ``repeat`` times: wall and CPU seconds
+    (user + system of the child) of each run, start-up and imports included."""
+    runner = Path(sys.executable).with_name("runner")
+    env = {**os.environ, **ENVIRON}
+    figures = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(runner), "validate", str(directory)], env=env, capture_output=True
+        )
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert done.returncode == 0, done.stdout + done.stderr
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        figures.append((wall, cpu))
+    return figures
+
+
+def print_whole_process(figures: list[Figure]) -> None:
+    walls = " ".join(f"{w:.2f}" for w, _ in figures)
+    wall = statistics.median(w for w, _ in figures)
+    cpu = statistics.median(c for _, c in figures)
+    print(
+        f"runner validate as a process, {len(figures)} runs: median {wall:.3f} s wall, "
+        f"{cpu:.3f} s CPU (runs: {walls} s); load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (under load, wall is an upper bound)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=10_000, help="how many (default 10000)")
     parser.add_argument("--pg", metavar="URL", help="also bench PostgreSQL (server admin URL)")
     parser.add_argument("--profile", action="store_true", help="cProfile the first apply")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of `runner validate` (5)")
+    parser.add_argument("--validate-only", action="store_true", help="no database steps")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp:
@@ -238,6 +278,9 @@ def main() -> None:
             f"policies in {FILES} files ({sum(p.stat().st_size for p in directory.iterdir()):,}"
             f" bytes); {len(report.warnings)} warnings"
         )
+        print_whole_process(whole_process(directory, args.repeat))
+        if args.validate_only:
+            return
 
         sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         columns = {

@@ -1,20 +1,23 @@
 """The housekeeper against ``find -delete`` on a large tree: same files, same run.
 
 Builds a tree of 100,000 files (by default) in about 100 subdirectories, with mixed ages
-set through ``os.utime``, in a temporary directory; builds an identical fresh copy for each
-contender, then times:
+set through ``os.utime``, in a temporary directory; then, for several rounds, runs each
+contender on a fresh copy (``cp -a``) of it, alternating which goes first:
 
-* runner, dry run    -- ``clean()`` with ``dry_run=True`` (scans and plans, deletes nothing)
+* runner, dry run    -- ``clean()`` with ``dry_run=True`` (scans and plans, deletes nothing; once)
 * runner             -- ``clean()`` on ``retention_days: N, recursive: true``
 * find -delete       -- ``find DIR -type f -mtime +N -delete``
 
-and checks that both deleted exactly the same set of files (and that the dry run named the
-same number). ``find -mtime +N`` means "at least N+1 whole days old" while the policy means
-"older than N days", so no file is given an age between N and N+1 days (plus a margin):
+prints each round, the medians and their ratio, and checks that both deleted exactly the
+same set of files in every round (and that the dry run named the same number). The load
+average is printed beside the figures: on a shared machine they are upper bounds.
+
+``find -mtime +N`` means "at least N+1 whole days old" while the policy means "older than
+N days", so no file is given an age between N and N+1 days (plus a margin):
 on every other file the two rules agree.
 
     .venv/bin/python bench/bench_housekeeper.py
-    .venv/bin/python bench/bench_housekeeper.py --files 20000 --dirs 20 --days 7
+    .venv/bin/python bench/bench_housekeeper.py --files 20000 --dirs 20 --days 7 --rounds 5
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,13 +106,6 @@ def timed(into: dict[str, float], name: str) -> Iterator[None]:
     into[name] = time.perf_counter() - started
 
 
-def fresh(base: Path, name: str, entries: list[Entry], seconds: dict[str, float]) -> Path:
-    root = base / name
-    with timed(seconds, f"build {name}"):
-        build(root, entries)
-    return root
-
-
 def run_clean(root: Path, days: int, dry_run: bool) -> Report:
     spec = CleanupSpec(name="bench", directory=str(root), retention_days=days, recursive=True)
     return clean(spec, datetime.now(UTC), 30.0, dry_run)
@@ -128,80 +125,147 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def copy(template: Path, target: Path) -> None:
+    """An identical tree, modification times included (``cp -a``, not timed)."""
+    subprocess.run(["cp", "-a", str(template), str(target)], check=True)
+    os.sync()  # the copy's writeback is not charged to whoever runs next
+
+
+def run_find(root: Path, days: int) -> None:
+    command = ["find", str(root), "-type", "f", "-mtime", f"+{days}", "-delete"]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+@dataclass
+class Round:
+    """One round: each contender on a fresh copy of the same tree."""
+
+    runner: float
+    find: float
+    report: Report
+    runner_deleted: set[str]
+    find_deleted: set[str]
+
+
+def one_round(base: Path, template: Path, every: set[str], days: int, runner_first: bool) -> Round:
+    """Runner and find on fresh copies, in the order given (alternated between rounds)."""
+    seconds: dict[str, float] = {}
+    deleted: dict[str, set[str]] = {}
+    report: Report | None = None
+    for who in ("runner", "find") if runner_first else ("find", "runner"):
+        root = base / who
+        copy(template, root)
+        with timed(seconds, who):
+            if who == "runner":
+                report = run_clean(root, days, dry_run=False)
+            else:
+                run_find(root, days)
+        deleted[who] = every - remaining(root)
+        shutil.rmtree(root)
+    assert report is not None
+    return Round(seconds["runner"], seconds["find"], report, deleted["runner"], deleted["find"])
+
+
+def check(rounds: list[Round], dry: Report, expected: set[str]) -> list[str]:
+    """Why the contenders disagree, if they do (an empty list: they agree)."""
+    problems = []
+    for n, r in enumerate(rounds, 1):
+        if r.runner_deleted != r.find_deleted:
+            only_runner = sorted(r.runner_deleted - r.find_deleted)[:5]
+            only_find = sorted(r.find_deleted - r.runner_deleted)[:5]
+            problems.append(f"round {n}: only runner {only_runner}, only find {only_find}")
+        if r.runner_deleted != expected:
+            problems.append(
+                f"round {n}: runner deleted {len(r.runner_deleted):,}, not {len(expected):,}"
+            )
+        if r.report.deleted != len(r.runner_deleted) or dry.deleted != r.report.deleted:
+            problems.append(
+                f"round {n}: counts disagree: dry run {dry.deleted}, report {r.report.deleted}, "
+                f"on disk {len(r.runner_deleted)}"
+            )
+        if r.report.errors:
+            problems.append(f"round {n}: errors {r.report.errors[:5]}")
+    if dry.errors:
+        problems.append(f"dry run errors: {dry.errors[:5]}")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--dirs", type=int, default=100)
     parser.add_argument("--days", type=int, default=30, help="retention_days N (default 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="runner and find, alternately")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tmp", help="where to build the trees (default: the system tmp)")
     args = parser.parse_args(argv)
-    if shutil.which("find") is None:
-        print("find(1) is not installed", file=sys.stderr)
+    if shutil.which("find") is None or shutil.which("cp") is None:
+        print("find(1) and cp(1) are needed", file=sys.stderr)
         return 1
 
     entries = layout(args.files, args.dirs, args.days, args.seed)
+    every = {e.path for e in entries}
     expected = {e.path for e in entries if e.age > args.days}
     base = Path(tempfile.mkdtemp(prefix="bench-housekeeper-", dir=args.tmp))
     seconds: dict[str, float] = {}
+    load_before = os.getloadavg()[0]
     try:
         print(
             f"tree: {len(entries):,} files in {args.dirs} directories under {base}; "
-            f"{len(expected):,} older than {args.days} days",
+            f"{len(expected):,} older than {args.days} days; {args.rounds} rounds",
             flush=True,
         )
-        ours = fresh(base, "runner", entries, seconds)
+        template = base / "template"
+        with timed(seconds, "build"):
+            build(template, entries)
+        copy(template, base / "dry")
         with timed(seconds, "dry"):
-            dry = run_clean(ours, args.days, dry_run=True)
-        assert remaining(ours) == {e.path for e in entries}, "the dry run deleted files"
-        with timed(seconds, "runner"):
-            report = run_clean(ours, args.days, dry_run=False)
-        runner_deleted = {e.path for e in entries} - remaining(ours)
-        shutil.rmtree(ours)
-
-        theirs = fresh(base, "find", entries, seconds)
-        command = ["find", str(theirs), "-type", "f", "-mtime", f"+{args.days}", "-delete"]
-        with timed(seconds, "find"):
-            subprocess.run(command, check=True, capture_output=True)
-        find_deleted = {e.path for e in entries} - remaining(theirs)
+            dry = run_clean(base / "dry", args.days, dry_run=True)
+        assert remaining(base / "dry") == every, "the dry run deleted files"
+        shutil.rmtree(base / "dry")
+        rounds = [
+            one_round(base, template, every, args.days, runner_first=n % 2 == 0)
+            for n in range(args.rounds)
+        ]
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    contenders = [
-        ("runner clean(), dry run", dry.deleted, "dry"),
-        (f"runner clean(), retention_days {args.days}", len(runner_deleted), "runner"),
-        (" ".join(["find", "DIR", *command[2:]]), len(find_deleted), "find"),
-    ]
-    rows = [["method", "files deleted", "seconds", "files/s"]]
-    for label, count, key in contenders:
-        rate = len(entries) / seconds[key]
-        rows.append([label, f"{count:,}", f"{seconds[key]:.3f}", f"{rate:,.0f}"])
+    ours = statistics.median(r.runner for r in rounds)
+    theirs = statistics.median(r.find for r in rounds)
+    rows = [["method", "files deleted", "median s", "rounds (s)", "files/s"]]
+    for label, median, times, count in [
+        ("runner clean(), dry run", seconds["dry"], [seconds["dry"]], dry.deleted),
+        (
+            f"runner clean(), retention_days {args.days}",
+            ours,
+            [r.runner for r in rounds],
+            len(rounds[0].runner_deleted),
+        ),
+        (
+            f"find DIR -type f -mtime +{args.days} -delete",
+            theirs,
+            [r.find for r in rounds],
+            len(rounds[0].find_deleted),
+        ),
+    ]:
+        spread = " ".join(f"{t:.3f}" for t in times)
+        rows.append([label, f"{count:,}", f"{median:.3f}", spread, f"{len(entries) / median:,.0f}"])
     print(table(rows))
+    report = rounds[0].report
     print(
         f"runner report: scanned {report.scanned:,}, matched {report.matched:,}, "
-        f"deleted {report.deleted:,}, freed {report.bytes_freed:,} bytes, "
-        f"{len(report.errors)} errors, duration {report.duration:.3f} s"
+        f"deleted {report.deleted:,}, freed {report.bytes_freed:,} bytes"
     )
-    print(f"tree build: {seconds['build runner']:.1f} s and {seconds['build find']:.1f} s")
-
-    problems = []
-    if runner_deleted != find_deleted:
-        only_runner = sorted(runner_deleted - find_deleted)[:5]
-        only_find = sorted(find_deleted - runner_deleted)[:5]
-        problems.append(f"different sets: only runner {only_runner}, only find {only_find}")
-    if runner_deleted != expected:
-        problems.append(f"runner deleted {len(runner_deleted):,}, expected {len(expected):,}")
-    if report.deleted != len(runner_deleted) or dry.deleted != report.deleted:
-        problems.append(
-            f"counts disagree: dry run {dry.deleted}, report {report.deleted}, "
-            f"on disk {len(runner_deleted)}"
-        )
-    if report.errors or dry.errors:
-        problems.append(f"errors: {(report.errors + dry.errors)[:5]}")
+    print(f"ratio runner / find (medians): {ours / theirs:.2f}")
+    print(
+        f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+        f"on {os.cpu_count()} CPUs: figures taken under load are upper bounds"
+    )
+    problems = check(rounds, dry, expected)
     for problem in problems:
         print(f"MISMATCH: {problem}", file=sys.stderr)
     if not problems:
-        print(f"same set: both deleted the same {len(find_deleted):,} files")
+        print(f"same set: both deleted the same {len(expected):,} files in every round")
     return 1 if problems else 0
 
 

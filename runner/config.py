@@ -24,11 +24,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
 
 from runner import functions, schedules
 from runner.errors import ConfigError, Problem
@@ -51,6 +48,10 @@ from runner.specs import (
 )
 from runner.yamlsource import Parsed, parse, render_path
 
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+
 YAML_SUFFIXES = (".yaml", ".yml")
 Severity = Literal["error", "warning"]
 
@@ -65,6 +66,10 @@ def schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
+    # Imported when first needed: a valid config passes jsonschema-rs alone, and
+    # `runner validate` of a small one should not wait for jsonschema's import.
+    import jsonschema
+
     return jsonschema.Draft202012Validator(schema())
 
 

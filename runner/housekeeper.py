@@ -233,16 +233,16 @@ class _Tree:
     ) -> Candidate | None:
         # The directory entry's type (d_type) sorts most entries without a system call.
         name = entry.name
-        path = f"{parent}/{name}" if parent else name
         if entry.is_dir(follow_symlinks=False):
             if self.spec.recursive:
-                self._subdirectory(fd, name, path, pending)
+                self._subdirectory(fd, name, f"{parent}/{name}" if parent else name, pending)
             return None
         if not entry.is_file(follow_symlinks=False):
             return None  # symbolic links, sockets, FIFOs, devices: never touched
         self.report.scanned += 1
         if not self.matches(name):
             return None
+        path = f"{parent}/{name}" if parent else name
         try:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError as exc:  # vanished, or no permission
@@ -267,12 +267,23 @@ class _Tree:
         self.identities[path] = identity
         pending.append(path)
 
-    def delete(self, candidate: Candidate) -> os.stat_result | None:
-        """Unlink ``candidate`` if it is still the regular file that was scanned; what it
-        was just before, or None when it was kept."""
-        parent, name = os.path.split(candidate.path)
+    def delete(self, parent: str, candidates: list[Candidate]) -> Iterator[os.stat_result]:
+        """Unlink each of ``candidates`` (all in directory ``parent``) that is still the
+        regular file that was scanned; yield what each deleted file was just before."""
         try:
             fd = self._dir(parent)
+        except OSError as exc:
+            for candidate in candidates:
+                self.report.error(f"cannot delete {display(candidate.path)}: {exc.strerror}")
+            return
+        for candidate in candidates:
+            info = self._unlink(fd, candidate)
+            if info is not None:
+                yield info
+
+    def _unlink(self, fd: int, candidate: Candidate) -> os.stat_result | None:
+        name = os.path.basename(candidate.path)
+        try:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             # Inode numbers are reused at once: size and mtime tell a new file apart.
             scanned = (candidate.device, candidate.inode, candidate.size, candidate.mtime)
@@ -342,10 +353,13 @@ def _apply(tree: _Tree, deletions: list[Deletion], report: Report) -> None:
             if len(report.would_delete) < MAX_REPORTED:
                 report.would_delete.append(f"{display(candidate.path)} ({deletion.reason})")
         return
-    # Directory by directory, so each directory is opened (at most) once more.
-    for deletion in sorted(deletions, key=lambda d: os.path.dirname(d.candidate.path)):
-        info = tree.delete(deletion.candidate)
-        if info is not None:
+    # Directory by directory: each is opened (at most) once more, not once per file.
+    by_directory: dict[str, list[Candidate]] = {}
+    for deletion in deletions:
+        candidate = deletion.candidate
+        by_directory.setdefault(os.path.dirname(candidate.path), []).append(candidate)
+    for parent in sorted(by_directory):  # parents before children: their descriptors help
+        for info in tree.delete(parent, by_directory[parent]):
             report.deleted += 1
             report.bytes_freed += info.st_size if info.st_nlink == 1 else 0
 
