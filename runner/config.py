@@ -15,6 +15,7 @@ import errno
 import functools
 import gc
 import json
+import logging
 import math
 import os
 import shlex
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 YAML_SUFFIXES = (".yaml", ".yml")
+_SURROGATES = "\\ud800-\\udfff"  # as written in a pattern of the schema
+log = logging.getLogger("runner.config")
 Severity = Literal["error", "warning"]
 
 
@@ -87,8 +90,29 @@ def _fast_check() -> Callable[[Any], bool] | None:
         import jsonschema_rs
     except ImportError:
         return None
-    check: Callable[[Any], bool] = jsonschema_rs.Draft202012Validator(schema()).is_valid
+    try:
+        validator = jsonschema_rs.Draft202012Validator(_without_surrogates(schema()))
+    except Exception:  # a schema it cannot take: jsonschema alone, as without it
+        log.warning("jsonschema-rs cannot compile the schema; validating with jsonschema")
+        return None
+    check: Callable[[Any], bool] = validator.is_valid
     return check
+
+
+def _without_surrogates(node: Any) -> Any:
+    """The schema with surrogate ranges taken out of its patterns: Rust's regular
+    expressions have none, and a value holding a surrogate cannot be passed to
+    jsonschema-rs at all (it raises, so jsonschema judges that value)."""
+    if isinstance(node, dict):
+        return {
+            k: v.replace(_SURROGATES, "")
+            if k == "pattern" and isinstance(v, str)
+            else _without_surrogates(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_without_surrogates(v) for v in node]
+    return node
 
 
 @dataclass

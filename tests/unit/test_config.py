@@ -546,3 +546,15 @@ def test_an_api_port_out_of_range_is_refused(write: WriteConfig, port: str) -> N
 def test_api_ports_at_the_ends_of_the_range_are_accepted(write: WriteConfig) -> None:
     for port in (1, 65535):
         assert errors(write(f"settings:\n  api: {{listen: '127.0.0.1:{port}'}}\n")) == []
+
+
+@pytest.mark.parametrize("directory", ["lo\0gs", "lo\udc80gs"])
+def test_the_fast_schema_check_compiles_the_schema_and_leaves_nul_and_surrogates_to_jsonschema(
+    directory: str,
+) -> None:
+    """Rust's regular expressions have no surrogates: the pattern is adapted, not dropped."""
+    assert configs._fast_check() is not None
+    data = {"cleanup": [{"name": "c", "directory": directory, "max_files": 1}]}
+    assert not configs._valid_fast(data)
+    assert not configs._validator().is_valid(data)
+    assert configs._valid_fast({"cleanup": [{"name": "c", "directory": "logs", "max_files": 1}]})
