@@ -548,13 +548,11 @@ def test_api_ports_at_the_ends_of_the_range_are_accepted(write: WriteConfig) -> 
         assert errors(write(f"settings:\n  api: {{listen: '127.0.0.1:{port}'}}\n")) == []
 
 
-@pytest.mark.parametrize("directory", ["lo\0gs", "lo\udc80gs"])
-def test_the_fast_schema_check_compiles_the_schema_and_leaves_nul_and_surrogates_to_jsonschema(
-    directory: str,
-) -> None:
-    """Rust's regular expressions have no surrogates: the pattern is adapted, not dropped."""
+def test_the_fast_schema_check_compiles_the_schema_and_leaves_odd_names_to_jsonschema() -> None:
+    """Rust's regular expressions have no surrogates, nor can a value with one reach them:
+    such documents go to jsonschema, as do those the schema refuses (a NUL)."""
     assert configs._fast_check() is not None
-    data = {"cleanup": [{"name": "c", "directory": directory, "max_files": 1}]}
-    assert not configs._valid_fast(data)
-    assert not configs._validator().is_valid(data)
+    for directory in ("lo\0gs", "lo\udc80gs"):
+        data = {"cleanup": [{"name": "c", "directory": directory, "max_files": 1}]}
+        assert not configs._valid_fast(data)
     assert configs._valid_fast({"cleanup": [{"name": "c", "directory": "logs", "max_files": 1}]})
