@@ -344,14 +344,17 @@ def create_app(state: State) -> FastAPI:
         status_code=201,
         responses={**REFUSED, **_documented(409)},
     )
-    async def register_cleanup(policy: NewCleanup) -> JSONResponse:
+    async def register_cleanup(policy: NewCleanup, request: Request) -> JSONResponse:
         """Create or replace a user cleanup policy (the module design's register_cleanup).
         A policy deletes files: remote callers may add one only with
         ``settings.agents.allow_cleanup``."""
         if not service.settings.agents.allow_cleanup:
             message = "registering cleanup policies remotely is off: settings.agents.allow_cleanup"
             return _error("forbidden", message)
-        return _respond(await service.register_cleanup(policy.model_dump()), status=201)
+        # The body as sent, not the model's dump: the config schema judges every key and
+        # value (a null or an empty-string key is refused there, not quietly dropped).
+        body = await request.json()
+        return _respond(await service.register_cleanup(body), status=201)
 
     @app.post(
         f"{PREFIX}/cleanup/run",

@@ -369,10 +369,10 @@ class SchedulerService:
             if isinstance(name, Mapping):
                 if directory is not None or fields:
                     raise Invalid("give the policy's mapping alone, or its fields")
-                given = dict(name)
-            else:
-                given = {"name": name, "directory": directory, **fields}
-            declared = {k: v for k, v in given.items() if v is not None}
+                declared = dict(name)
+            else:  # the design's keywords; a None name or directory was not given
+                given = {"name": name, "directory": directory}
+                declared = {k: v for k, v in given.items() if v is not None} | fields
             if "name" not in declared:
                 where, pattern = declared.get("directory"), declared.get("pattern", "*")
                 declared = {"name": design.cleanup_name(str(where), str(pattern)), **declared}

@@ -647,6 +647,7 @@ async def test_register_cleanup_creates_and_replaces_a_user_policy(
         ("{tmp}", {"max_files": -1}, "max_files"),
         ("{tmp}", {"retention_days": "soon"}, "retention_days"),
         ("{tmp}", {"colour": "blue"}, "colour"),
+        ("{tmp}", {"exclude": None}, "exclude"),  # a null is judged, not dropped
     ],
 )
 async def test_register_cleanup_refuses_invalid_policies(
@@ -659,6 +660,18 @@ async def test_register_cleanup_refuses_invalid_policies(
     target = directory.format(tmp=tmp_path)
     message = failed(await service.register_cleanup("bad", target, **fields), "validation_error")
     assert field_named in message
+    assert ok(await service.list_cleanups()) == []
+
+
+async def test_register_cleanup_judges_a_mapping_as_given(
+    service: SchedulerService, tmp_path: Path
+) -> None:
+    # The HTTP API passes the body as sent: every key reaches the schema.
+    for policy in (
+        {"directory": str(tmp_path), "": 1},
+        {"directory": str(tmp_path), "max_files": None},
+    ):
+        failed(await service.register_cleanup(policy), "validation_error")
     assert ok(await service.list_cleanups()) == []
 
 
