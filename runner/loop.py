@@ -416,7 +416,7 @@ class Runner:
                     next_due = await self.tick()
                 except StoreError:
                     log.exception("database error; trying again")
-                    next_due = None
+                    next_due = now  # due at the next turn, not only once something changes
             try:
                 await self.upkeep()
             except StoreError:
