@@ -59,6 +59,8 @@ class State:
     config_error: Callable[[], str | None]
     heartbeat: Callable[[], datetime | None]
     check_interval: Callable[[], float]
+    # While the loop sleeps, when it means to turn next (an idle runner may sleep long).
+    next_turn: Callable[[], datetime | None] = lambda: None
 
 
 class DesignEvent(BaseModel):
@@ -450,9 +452,11 @@ async def _readiness(state: State) -> dict[str, dict[str, Any]]:
     if problem is not None:
         database = {"ok": False, "error": problem}
     error = state.config_error()
-    beat = state.heartbeat()
+    beat, turn = state.heartbeat(), state.next_turn()
     stale_after = timedelta(seconds=max(3 * state.check_interval(), 10))
-    fresh = beat is not None and state.clock.now() - beat <= stale_after
+    # A loop asleep until its next turn is well until that turn is overdue.
+    seen = max(beat, turn) if beat is not None and turn is not None else beat
+    fresh = seen is not None and state.clock.now() - seen <= stale_after
     return {
         "database": database,
         "config": {"ok": error is None, "error": error},

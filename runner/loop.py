@@ -34,7 +34,8 @@ RETENTION_EVERY = timedelta(hours=1)
 # It bounds what a kill -9 can lose: a run that ended in the last few milliseconds stays
 # "running" in the database and is recovered as failed ("runner stopped").
 GROUP_COMMIT_WAIT = 0.002
-# The longest an idle runner trusts "nothing changed" before querying anyway.
+# The longest an idle runner trusts "nothing changed" before querying anyway. It is also
+# the longest an idle runner sleeps when the database announces writes (see run).
 FULL_CHECK = timedelta(minutes=1)
 
 
@@ -112,6 +113,7 @@ class Runner:
         self.protected_files = list(protected_files)
         self.metrics = metrics or Metrics()
         self.last_tick: datetime | None = None
+        self.sleeping_until: datetime | None = None  # the loop's next turn, while it waits
         self.housekeeping: asyncio.Task[list[CleanupReport]] | None = None
         self._next_housekeeping: datetime | None = None
         self._ended: list[Finished] = []
@@ -395,13 +397,17 @@ class Runner:
 
     async def run(self) -> None:
         """Tick and sleep until :meth:`stop`. Sleeps until the next due time, a wake-up (new
-        config, a run ending, an API call), or ``check_interval`` at the longest.
+        config, a run ending, an API call, another process writing to the database), or
+        ``check_interval`` at the longest.
 
         A turn that no one asked for (the ``check_interval`` came round and nothing was
         due) looks at the database only if someone else may have written to it, so an
         idle runner costs next to nothing; at least every :data:`FULL_CHECK` it looks
-        anyway.
+        anyway. Where the database announces every write (an SQLite file, via inotify),
+        an idle runner with no run in progress sleeps until the next thing is due, for
+        :data:`FULL_CHECK` at the longest (which catches a step of the wall clock).
         """
+        announced = self.store.notify_writes(self.wake.set)
         next_due: datetime | None = None
         look = True
         last_look = self.clock.now()
@@ -422,12 +428,27 @@ class Runner:
             except StoreError:
                 log.exception("database error; trying again")
             now = self.clock.now()
-            longest = now + timedelta(seconds=self.settings.check_interval)
-            # Something due that could not start waits for a run to end (which wakes us)
-            # or for another runner to take it: no spinning.
-            deadline = longest if next_due is None or next_due <= now else min(next_due, longest)
-            await self.clock.sleep_until(deadline, self.wake)
+            self.sleeping_until = self._sleep_deadline(now, next_due, announced)
+            await self.clock.sleep_until(self.sleeping_until, self.wake)
+            self.sleeping_until = None
             look = self.wake.is_set()
+
+    def _sleep_deadline(
+        self, now: datetime, next_due: datetime | None, announced: bool
+    ) -> datetime:
+        """When the loop turns next, unless woken: the next due time or upkeep, within
+        ``check_interval``, or within :data:`FULL_CHECK` when writes are announced and
+        nothing runs (no lease to renew, no run to recover). Something due that could not
+        start waits for a run to end (which wakes us) or for another runner to take it: no
+        spinning."""
+        idle = not self.runs and self._recover_at is None  # no lease to renew or recover
+        quiet = announced and idle and (next_due is None or next_due > now)
+        longest = now + (FULL_CHECK if quiet else timedelta(seconds=self.settings.check_interval))
+        upkeep = [self._next_housekeeping]
+        if self.settings.auto_cleanup_enabled and self._last_retention is not None:
+            upkeep.append(self._last_retention + RETENTION_EVERY)
+        sooner = [t for t in (next_due, *upkeep) if t is not None and now < t < longest]
+        return min(sooner, default=longest)
 
     def _free(self) -> int:
         return self.settings.max_concurrent_executions - len(self.runs)

@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from watchfiles import awatch
-
 from runner import config as configs
+from runner import notify
 from runner.clock import Clock
 from runner.errors import Conflict, RunnerError
 from runner.metrics import Metrics
@@ -25,6 +24,8 @@ CONTESTED_WINDOW = timedelta(minutes=10)
 # a file that never stops changing is applied after SETTLE_LIMIT all the same.
 SETTLE_QUIET = 0.3
 SETTLE_LIMIT = 10.0
+# How long the first change of a burst waits for the rest before the files are read.
+DEBOUNCE = 0.1
 
 EMPTY_REFUSAL = (
     "the config declares no events and no cleanup policies, but the database holds some "
@@ -170,18 +171,47 @@ class LiveConfig:
         """Reload whenever a config file changes, until ``stop`` is set.
 
         Watches the directories (a single file's parent), so editors' atomic renames and
-        Kubernetes' ``..data`` symlink swap are seen. Changes are debounced.
+        Kubernetes' ``..data`` symlink swap are seen. Changes are debounced. On Linux the
+        kernel says when something changed (inotify), and nothing wakes before; elsewhere
+        watchfiles looks twice a second.
         """
+        changed = asyncio.Event()
 
-        def relevant(_change: object, path: str) -> bool:
-            name = os.path.basename(path)
-            if name.startswith(".."):
-                return True  # Kubernetes swaps ..data to publish a new ConfigMap
-            return name in self.names if self.names else name.endswith(configs.YAML_SUFFIXES)
+        def heard(path: str) -> None:
+            if not path or self._relevant(path):  # "": events were lost
+                changed.set()
+
+        watch = notify.watch_directories(self.directories, heard)
+        if watch is None:
+            await self._watch_polling(stop)
+            return
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: changed.set())
+        try:
+            while True:
+                await changed.wait()
+                if stop.is_set():
+                    return
+                await asyncio.sleep(DEBOUNCE)  # one reload for a burst of changes
+                changed.clear()  # what changes from here on is reloaded again
+                await self.settled()
+                await self._reload_logged()
+        finally:
+            stopping.cancel()
+            watch.close()
+
+    def _relevant(self, path: str) -> bool:
+        name = os.path.basename(path)
+        if name.startswith(".."):
+            return True  # Kubernetes swaps ..data to publish a new ConfigMap
+        return name in self.names if self.names else name.endswith(configs.YAML_SUFFIXES)
+
+    async def _watch_polling(self, stop: asyncio.Event) -> None:
+        from watchfiles import awatch
 
         async for _ in awatch(
             *self.directories,
-            watch_filter=relevant,
+            watch_filter=lambda _change, path: self._relevant(path),
             stop_event=stop,
             debounce=400,
             step=500,  # the watcher wakes every step to look for stop: twice a second

@@ -120,5 +120,6 @@ async def _start_api(runner: Runner, live: reconciler.LiveConfig) -> asyncio.Tas
         config_error=lambda: live.error,
         heartbeat=lambda: runner.last_tick,
         check_interval=lambda: runner.settings.check_interval,
+        next_turn=lambda: runner.sleeping_until,
     )
     return await api.start(state, live.current.settings.api.listen or "")

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from runner import occurrences, schedules
+from runner import notify, occurrences, schedules
 from runner.dburl import sqlite_file
 from runner.dispatch import Decision, DueEvent, Record, decide, settle
 from runner.errors import Conflict, StoreError
@@ -199,6 +199,8 @@ class Store:
         # The files whose change says another process wrote (an SQLite file in WAL mode).
         self._files: tuple[str, ...] = ()
         self._seen: tuple[tuple[int, int, int] | None, ...] = ()
+        self._watch: notify.Watch | None = None  # inotify on the SQLite file's directory
+        self._written = False  # what the watch heard since changed() was last asked
 
     @property
     def shared(self) -> bool:
@@ -208,7 +210,11 @@ class Store:
     def changed(self) -> bool:
         """Whether the database may have been written since the last call, answered
         without a query where possible: for an SQLite file, whether it or its WAL
-        changed (two ``stat`` calls); elsewhere always True. Our own writes count too."""
+        changed (as :meth:`notify_writes` heard, else two ``stat`` calls); elsewhere
+        always True. Our own writes count too."""
+        if self._watch is not None:
+            written, self._written = self._written, False
+            return written
         if not self._files:
             return True
         seen = tuple(_signature(path) for path in self._files)
@@ -216,6 +222,27 @@ class Store:
             return False
         self._seen = seen
         return True
+
+    def notify_writes(self, callback: Callable[[], None]) -> bool:
+        """From now on, call ``callback`` in the event loop as soon as anyone, this
+        process included, writes to the database. True if this store can: an SQLite file
+        whose directory inotify watches. Otherwise only polling :meth:`changed` tells."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        if not self._files:
+            return False
+        names = {os.path.realpath(path) for path in self._files}  # SQLite follows links
+
+        def heard(path: str) -> None:
+            if path in names or not path:  # "": the kernel lost events
+                self._written = True
+                callback()
+
+        directory = os.path.dirname(os.path.realpath(self._files[0]))
+        self._watch = notify.watch_directories([directory], heard)
+        self._written = True  # what happened before the watch began is not known
+        return self._watch is not None
 
     @classmethod
     async def open(cls, url: str, database_clock: bool | None = None) -> Store:
@@ -260,6 +287,9 @@ class Store:
         return now + timedelta(seconds=seconds)
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         await self.engine.dispose()
 
     @asynccontextmanager

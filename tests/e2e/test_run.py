@@ -521,6 +521,22 @@ def test_trigger_pause_and_resume_reach_a_running_runner(runner: RunnerProcess) 
     assert runner.alive
 
 
+def test_a_trigger_from_another_process_wakes_an_idle_runner_at_once(
+    runner: RunnerProcess,
+) -> None:
+    # Nothing is due for an hour and check_interval is a minute: the runner sleeps. The
+    # CLI's write to the SQLite file wakes it (inotify), not the next poll a minute on.
+    runner.write_config(
+        [sh("manual", "echo manual >> manual.txt", {"every": "1h"})], check_interval=60
+    )
+    runner.start()
+    time.sleep(1)  # past start-up's turns: asleep
+    runner.cli("trigger", "manual")
+    (manual,) = runner.wait_runs("manual", 1, timeout=20)
+    assert manual.trigger == "manual"
+    assert (runner.cwd / "manual.txt").read_text() == "manual\n"
+
+
 # --- 11. SIGTERM while a job runs ---------------------------------------------------------
 
 

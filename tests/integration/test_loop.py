@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from runner import reconciler
-from runner.loop import Runner
+from runner.loop import FULL_CHECK, Runner
 from runner.results import CleanupReport
 from runner.specs import (
     Config,
@@ -440,6 +440,25 @@ async def test_run_sleeps_until_the_next_due_time(
     clock.sleep_until = sleep_once  # type: ignore[method-assign]
     await runner.run()
     assert clock.sleeps == [T0 + timedelta(seconds=10)]  # not a fixed poll
+
+
+async def test_an_idle_runner_sleeps_long_only_where_the_database_announces_writes(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    # Nothing due for an hour. An SQLite file announces every write (inotify), so the loop
+    # sleeps a minute at a time; PostgreSQL does not, so it looks every check_interval.
+    hourly = event("a", schedule={"every": "1h", "timezone": "UTC"})
+    runner = await start(store, clock, hourly, check_interval=1, auto_cleanup_enabled=False)
+    original = clock.sleep_until
+
+    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
+        await original(deadline, wake)
+        runner.stop()
+
+    clock.sleep_until = sleep_once  # type: ignore[method-assign]
+    await runner.run()
+    sqlite = store.engine.dialect.name == "sqlite"
+    assert clock.sleeps == [T0 + (FULL_CHECK if sqlite else timedelta(seconds=1))]
 
 
 async def test_a_manual_run_of_a_paused_event_runs(
