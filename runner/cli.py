@@ -28,6 +28,7 @@ T = TypeVar("T")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status. Never a traceback for bad input."""
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         result: int = args.handler(args)
         return result
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-watch", action="store_true", help="do not reload on config changes")
     run.add_argument("--log-format", choices=["auto", "text", "json"], default="auto")
     run.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "info"))
+    run.add_argument("--handover", type=int, help=argparse.SUPPRESS)  # see server.start_afresh
     history = command("history", cmd_history, "executions, newest first")
     history.add_argument("name", nargs="?")
     history.add_argument("-n", "--limit", type=int, default=50)
@@ -291,15 +293,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.clock import SystemClock
     from runner.store.locks import exclusive_runner
 
-    if init.wanted(os.environ):
+    fresh = args.handover is not None  # started afresh: already under init, config applied
+    if init.wanted(os.environ) and not fresh:
         init.become_init()
     logs.setup(args.log_format, args.log_level)
     # Like `python -m`: functions named in the config may live in the working directory.
     sys.path.insert(0, os.getcwd())
-    config = _load(args)
+    config, held = server.handed_over(args.handover) if fresh else (_load(args), None)
     url = database_url(args, config)
-    options = server.Options(args.config, url, once=args.once, watch=not args.no_watch)
-    with exclusive_runner(url):
+    options = server.Options(
+        args.config, url, once=args.once, watch=not args.no_watch, applied=fresh
+    )
+    with exclusive_runner(url, held) as lock:
+        if not fresh and server.worth_a_fresh_start(config, options):
+            asyncio.run(server.apply(url, config, SystemClock()))
+            server.start_afresh(args.argv, config, lock)
         serving = server.serve(options, config, os.environ, SystemClock())
         del config  # serve keeps what it needs, so the declarations can go once applied
         return asyncio.run(serving)

@@ -35,8 +35,10 @@ RETENTION_EVERY = timedelta(hours=1)
 # "running" in the database and is recovered as failed ("runner stopped").
 GROUP_COMMIT_WAIT = 0.002
 # The longest an idle runner trusts "nothing changed" before querying anyway. It is also
-# the longest an idle runner sleeps when the database announces writes (see run).
+# the longest an idle runner sleeps when the database announces writes (see run), and
+# then the trust lasts ANNOUNCED_CHECK: a wake-up for the clock need not query.
 FULL_CHECK = timedelta(minutes=1)
+ANNOUNCED_CHECK = timedelta(minutes=10)
 
 
 def _log_failure(task: asyncio.Task[list[CleanupReport]]) -> None:
@@ -405,9 +407,11 @@ class Runner:
         idle runner costs next to nothing; at least every :data:`FULL_CHECK` it looks
         anyway. Where the database announces every write (an SQLite file, via inotify),
         an idle runner with no run in progress sleeps until the next thing is due, for
-        :data:`FULL_CHECK` at the longest (which catches a step of the wall clock).
+        :data:`FULL_CHECK` at the longest (which catches a step of the wall clock), and
+        queries anyway only every :data:`ANNOUNCED_CHECK`.
         """
         announced = self.store.notify_writes(self.wake.set)
+        trust = ANNOUNCED_CHECK if announced else FULL_CHECK
         next_due: datetime | None = None
         look = True
         last_look = self.clock.now()
@@ -416,7 +420,7 @@ class Runner:
             now = self.last_tick = self.clock.now()
             self.metrics.heartbeat.set(now.timestamp())
             due = next_due is not None and next_due <= now
-            if look or due or self.store.changed() or now - last_look >= FULL_CHECK:
+            if look or due or self.store.changed() or now - last_look >= trust:
                 last_look = now
                 try:
                     next_due = await self.tick()

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pickle
 import signal
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from runner import reconciler, safety
 from runner.clock import Clock
@@ -22,12 +26,56 @@ from runner.store.sql import Store
 log = logging.getLogger("runner")
 
 
+# A runner that applied this many declarations starts afresh once they are in the
+# database: it executes itself again (same pid, same lock), so the long-running process
+# holds its imports and not what parsing, checking and applying them left behind. Python
+# keeps a 1 MiB arena while any object in it lives, and a few caches filled meanwhile
+# (schema, compiled statements) pin about 30 MiB for 10,000 events.
+FRESH_START = 1000
+
+
 @dataclass(frozen=True)
 class Options:
     config_path: str
     database_url: str
     once: bool = False
     watch: bool = True
+    applied: bool = False  # the config is in the database already (a fresh start)
+
+
+def worth_a_fresh_start(config: Config, options: Options) -> bool:
+    declared = len(config.events) + len(config.cleanups)
+    return not options.once and declared >= FRESH_START and hasattr(os, "memfd_create")
+
+
+async def apply(url: str, config: Config, clock: Clock) -> None:
+    """Apply ``config`` as the runner does at start (see :func:`serve`)."""
+    store = await Store.open(url)
+    try:
+        await reconciler.apply(store, config, clock.now(), runner_id=default_runner_id())
+    finally:
+        await store.close()
+
+
+def start_afresh(argv: Sequence[str], config: Config, lock: int | None) -> NoReturn:
+    """Execute ``runner run`` again in this process with ``argv``, handing it the applied
+    config's summary and the runner lock through an inherited descriptor."""
+    handover = os.memfd_create("runner-handover", 0)  # inheritable: no MFD_CLOEXEC
+    os.write(handover, pickle.dumps((config.summary(), lock)))
+    if lock is not None:
+        os.set_inheritable(lock, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "runner", *argv, "--handover", str(handover)]
+    os.execv(sys.executable, command)
+
+
+def handed_over(fd: int) -> tuple[Config, int | None]:
+    """What :func:`start_afresh` handed over: the applied config and the lock held."""
+    with os.fdopen(fd, "rb") as handover:
+        handover.seek(0)
+        config, lock = pickle.load(handover)
+    return config, lock
 
 
 async def serve(options: Options, config: Config, environ: Mapping[str, str], clock: Clock) -> int:
@@ -35,7 +83,8 @@ async def serve(options: Options, config: Config, environ: Mapping[str, str], cl
     store = await Store.open(options.database_url)
     try:
         runner_id = default_runner_id()
-        await reconciler.apply(store, config, clock.now(), runner_id=runner_id)
+        if not options.applied:
+            await reconciler.apply(store, config, clock.now(), runner_id=runner_id)
         metrics = Metrics()
         metrics.info.labels(runner_id, config.revision[:12]).set(1)
         protected = safety.own_files(config.files, options.database_url)

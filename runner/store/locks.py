@@ -12,15 +12,23 @@ from runner.errors import RunnerError
 
 
 @contextlib.contextmanager
-def exclusive_runner(url: str) -> Iterator[None]:
-    """Hold the runner lock of an SQLite database (nothing for PostgreSQL).
+def exclusive_runner(url: str, held: int | None = None) -> Iterator[int | None]:
+    """Hold the runner lock of an SQLite database (nothing for PostgreSQL); yields the
+    lock file's descriptor (None for PostgreSQL).
 
     A second ``runner run`` on the same file is refused with a clear message; other
-    commands (list, trigger, ...) do not take the lock and work beside it.
+    commands (list, trigger, ...) do not take the lock and work beside it. ``held`` is
+    the descriptor of a lock this process holds already (taken before an exec).
     """
     path = sqlite_file(url)
     if path is None:
-        yield
+        yield None
+        return
+    if held is not None:
+        try:
+            yield held
+        finally:
+            os.close(held)
         return
     lock = f"{path}.runner-lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -35,6 +43,6 @@ def exclusive_runner(url: str) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        yield fd
     finally:
         os.close(fd)

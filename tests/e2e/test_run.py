@@ -433,6 +433,29 @@ def test_a_second_runner_on_the_same_sqlite_file_is_refused(runner: RunnerProces
     assert runner.alive
 
 
+def test_a_runner_of_a_large_config_starts_afresh_keeping_its_pid_and_its_lock(
+    runner: RunnerProcess,
+) -> None:
+    # A thousand declarations: once applied, the runner executes itself again to shed
+    # what applying them left in memory. It stays the process that was started (signals,
+    # the lock, its runner_id) and runs what it is asked to.
+    hourly = [sh(f"idle-{i:04d}", "true", {"every": "1h"}) for i in range(1000)]
+    runner.write_config([sh("manual", "echo manual >> manual.txt", {"every": "1h"}), *hourly])
+    runner.start()
+    assert "--handover" in Path(f"/proc/{runner.pid}/cmdline").read_text()
+    (started,) = runner.logged("runner started")
+    assert started["runner_id"].endswith(f":{runner.pid}")
+    second = runner.cli("run", "--log-format", "json", check=False)
+    assert second.returncode == 1, second.stderr
+    assert f"pid {runner.pid}" in second.stderr, second.stderr
+    runner.cli("trigger", "manual")
+    (manual,) = runner.wait_runs("manual", 1, timeout=20)
+    assert manual.runner_id == started["runner_id"]
+    assert len(runner.list_events()["events"]) == 1001
+    assert runner.stop() == 0
+    assert runner.logged("runner stopped")
+
+
 # --- 10. --once, trigger, pause and resume ------------------------------------------------
 
 
