@@ -151,6 +151,8 @@ def in_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
 
 def _jsonable(value: Any) -> Any:
     """``value`` as JSON data; what JSON cannot hold becomes its ``str``."""
+    if value is None or type(value) in (str, int, bool):  # most results: nothing to convert
+        return value
     return json.loads(json.dumps(value, default=str))
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed in ``extra`` and is logged as a field.
@@ -15,17 +16,35 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "ta
 class JsonFormatter(logging.Formatter):
     """``{"time", "level", "logger", "message", ...extra}`` on one line."""
 
+    # One encoder for every record: json.dumps with ``default`` builds a new one per call.
+    _encoder = json.JSONEncoder(default=str)
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _utc_millis(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return self._encoder.encode(entry)
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _utc_millis(created: float) -> str:
+    """``created`` as ISO 8601 UTC to the millisecond (``2026-12-01T11:53:03.123+00:00``);
+    a burst logs thousands of lines in the same second, whose text is made once."""
+    second = int(created)
+    millis = int((created - second) * 1000)
+    return f"{_utc_second(second)}.{millis:03d}+00:00"
 
 
 class TextFormatter(logging.Formatter):

@@ -10,18 +10,20 @@ from datetime import datetime, timedelta
 from runner import schedules
 from runner.specs import EventSpec
 
+_NO_JITTER = timedelta(0)
+
 
 def jitter(spec: EventSpec) -> timedelta:
     """A pseudo-random delay in ``[0, spec.jitter]`` seconds, the same for every occurrence."""
     if not spec.jitter:
-        return timedelta(0)
+        return _NO_JITTER
     digest = hashlib.sha256(spec.name.encode()).digest()
     return timedelta(seconds=int.from_bytes(digest[:8], "big") % (spec.jitter + 1))
 
 
 def schedule_of(spec: EventSpec) -> schedules.Schedule:
     """The schedule object of ``spec`` (built once per distinct schedule)."""
-    return _build(json.dumps(dict(spec.schedule), sort_keys=True))
+    return _build(spec.schedule_key)
 
 
 @functools.lru_cache(maxsize=65536)

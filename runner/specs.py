@@ -120,6 +120,12 @@ class EventSpec:
         """Changes only when the fire times change (schedule or jitter)."""
         return content_hash({"schedule": dict(self.schedule), "jitter": self.jitter})
 
+    @functools.cached_property
+    def schedule_key(self) -> str:
+        """The schedule mapping as canonical JSON, made once per spec: what its schedule
+        object is cached by (:func:`runner.occurrences.schedule_of`)."""
+        return json.dumps(dict(self.schedule), sort_keys=True)
+
     @property
     def recurring(self) -> bool:
         return "at" not in self.schedule

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Boolean,
     Table,
+    Text,
     and_,
     bindparam,
     case,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    type_coerce,
     union_all,
     update,
 )
@@ -523,13 +526,15 @@ class Store:
             triggered_at=row.triggered_at,
         )
 
-    def _spec(self, spec_hash: str, data: dict[str, Any]) -> EventSpec:
-        """The spec of a stored event, parsed once per distinct spec (by its hash)."""
+    def _spec(self, spec_hash: str, data: dict[str, Any] | str) -> EventSpec:
+        """The spec of a stored event, parsed once per distinct spec (by its hash); ``data``
+        is the stored JSON, as text where the query did not decode it."""
         spec = self._specs.get(spec_hash)
         if spec is None:
             if len(self._specs) >= SPEC_CACHE:
                 self._specs.clear()
-            spec = self._specs[spec_hash] = EventSpec.from_json(data)
+            parsed = json.loads(data) if isinstance(data, str) else data
+            spec = self._specs[spec_hash] = EventSpec.from_json(parsed)
         return spec
 
     async def finish(self, finished: Sequence[Finished], runner_id: str) -> set[int]:
@@ -1201,7 +1206,29 @@ def _param(name: str, column: Any) -> Any:
 _INSERT_EXECUTIONS = insert(executions).returning(
     executions.c.id, executions.c.event_id, executions.c.scheduled_time, executions.c.attempt
 )
-_DUE_ROWS = select(events).where(events.c.id.in_(_due_ids())).order_by(events.c.next_execution)
+# What a claim reads of each due event: its state, and its spec as stored text, parsed
+# only when its hash is new to this process (a recurring event's spec is parsed once).
+_DUE_ROWS = (
+    select(
+        *(
+            events.c[name]
+            for name in (
+                "id",
+                "spec_hash",
+                "next_execution",
+                "last_execution",
+                "execution_count",
+                "retry_at",
+                "retry_scheduled_time",
+                "retry_attempt",
+                "triggered_at",
+            )
+        ),
+        type_coerce(events.c.spec, Text()).label("spec"),
+    )
+    .where(events.c.id.in_(_due_ids()))
+    .order_by(events.c.next_execution)
+)
 _SET_DECISION = (
     update(events)
     .where(events.c.id == bindparam("b_id"))

@@ -26,7 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy import Column as C
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData(
     naming_convention={
@@ -38,24 +39,48 @@ metadata = MetaData(
 )
 
 
+class _SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME column, its values converted by :class:`UTCDateTime` alone."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime. Naive values are a bug and are refused."""
+    """An aware UTC datetime. Naive values are a bug and are refused.
+
+    On SQLite the value is text in SQLAlchemy's own format (``YYYY-MM-DD
+    HH:MM:SS.ffffff``, naive UTC: it sorts and compares as time), written and read here
+    directly: the hot path binds thousands of timestamps a second, and the ``DateTime``
+    type's own conversion is several Python calls per value.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return _SQLiteDateTime()  # type: ignore[no-untyped-call]  # SQLAlchemy's __init__
+        return dialect.type_descriptor(self.impl)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
         value = value.astimezone(UTC)
-        # SQLite keeps text; a fixed naive-UTC format sorts and compares correctly.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):  # SQLite
+            value = datetime.fromisoformat(value)
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
