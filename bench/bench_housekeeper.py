@@ -6,9 +6,12 @@ contender on a fresh copy (``cp -a``) of it, alternating which goes first:
 
 * runner, dry run    -- ``clean()`` with ``dry_run=True`` (scans and plans, deletes nothing; once)
 * runner             -- ``clean()`` on ``retention_days: N, recursive: true``
+* runner cleanup     -- the same policy as a whole process: ``python -m runner cleanup``
+                        with a config file and an SQLite database beside the tree (made
+                        before the rounds), imports and the stored report included
 * find -delete       -- ``find DIR -type f -mtime +N -delete``
 
-prints each round, the medians and their ratio, and checks that both deleted exactly the
+prints each round, the medians and their ratios, and checks that all deleted exactly the
 same set of files in every round (and that the dry run named the same number). The load
 average is printed beside the figures: on a shared machine they are upper bounds.
 
@@ -23,6 +26,7 @@ on every other file the two rules agree.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -131,57 +135,86 @@ def copy(template: Path, target: Path) -> None:
     os.sync()  # the copy's writeback is not charged to whoever runs next
 
 
+def process_config(base: Path, root: Path, days: int) -> tuple[Path, str]:
+    """A config file naming the policy of :func:`run_clean` for ``root``, and a database URL."""
+    config = base / "scheduler.yaml"
+    policy = {"name": "bench", "directory": str(root), "retention_days": days, "recursive": True}
+    config.write_text(json.dumps({"cleanup": [policy]}))  # JSON is YAML
+    return config, f"sqlite:///{base / 'runner.db'}"
+
+
+def run_process(config: Path, database: str) -> int:
+    """``runner cleanup`` as a process; the number of files its report says it deleted."""
+    command = [sys.executable, "-m", "runner", "cleanup", "--json"]
+    done = subprocess.run(
+        [*command, "--config", str(config), "--db", database],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (report,) = json.loads(done.stdout)
+    return int(report["deleted"])
+
+
 def run_find(root: Path, days: int) -> None:
     command = ["find", str(root), "-type", "f", "-mtime", f"+{days}", "-delete"]
     subprocess.run(command, check=True, capture_output=True)
+
+
+CONTENDERS = ("runner", "process", "find")
 
 
 @dataclass
 class Round:
     """One round: each contender on a fresh copy of the same tree."""
 
-    runner: float
-    find: float
+    seconds: dict[str, float]
     report: Report
-    runner_deleted: set[str]
-    find_deleted: set[str]
+    deleted: dict[str, set[str]]  # by contender: the files gone from its copy
+    process_deleted: int  # as the process's report says
 
 
-def one_round(base: Path, template: Path, every: set[str], days: int, runner_first: bool) -> Round:
-    """Runner and find on fresh copies, in the order given (alternated between rounds)."""
+def one_round(base: Path, template: Path, every: set[str], days: int, first: int) -> Round:
+    """Each contender on a fresh copy, starting with ``CONTENDERS[first]`` (rotated
+    between rounds)."""
     seconds: dict[str, float] = {}
     deleted: dict[str, set[str]] = {}
     report: Report | None = None
-    for who in ("runner", "find") if runner_first else ("find", "runner"):
+    counted = 0
+    for who in CONTENDERS[first:] + CONTENDERS[:first]:
         root = base / who
         copy(template, root)
+        if who == "process":
+            config, database = process_config(base / "process-files", root, days)
         with timed(seconds, who):
             if who == "runner":
                 report = run_clean(root, days, dry_run=False)
+            elif who == "process":
+                counted = run_process(config, database)
             else:
                 run_find(root, days)
         deleted[who] = every - remaining(root)
         shutil.rmtree(root)
     assert report is not None
-    return Round(seconds["runner"], seconds["find"], report, deleted["runner"], deleted["find"])
+    return Round(seconds, report, deleted, counted)
 
 
 def check(rounds: list[Round], dry: Report, expected: set[str]) -> list[str]:
     """Why the contenders disagree, if they do (an empty list: they agree)."""
     problems = []
     for n, r in enumerate(rounds, 1):
-        if r.runner_deleted != r.find_deleted:
-            only_runner = sorted(r.runner_deleted - r.find_deleted)[:5]
-            only_find = sorted(r.find_deleted - r.runner_deleted)[:5]
-            problems.append(f"round {n}: only runner {only_runner}, only find {only_find}")
-        if r.runner_deleted != expected:
-            problems.append(
-                f"round {n}: runner deleted {len(r.runner_deleted):,}, not {len(expected):,}"
-            )
-        if r.report.deleted != len(r.runner_deleted) or dry.deleted != r.report.deleted:
+        for who in CONTENDERS:
+            if r.deleted[who] != expected:
+                wrong = sorted(r.deleted[who] ^ expected)[:5]
+                problems.append(
+                    f"round {n}: {who} deleted {len(r.deleted[who]):,}, not {len(expected):,}"
+                    f" (differing: {wrong})"
+                )
+        on_disk = len(r.deleted["runner"])
+        if r.report.deleted != on_disk or dry.deleted != on_disk or r.process_deleted != on_disk:
             problems.append(
                 f"round {n}: counts disagree: dry run {dry.deleted}, report {r.report.deleted}, "
-                f"on disk {len(r.runner_deleted)}"
+                f"process report {r.process_deleted}, on disk {on_disk}"
             )
         if r.report.errors:
             problems.append(f"round {n}: errors {r.report.errors[:5]}")
@@ -195,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--dirs", type=int, default=100)
     parser.add_argument("--days", type=int, default=30, help="retention_days N (default 30)")
-    parser.add_argument("--rounds", type=int, default=3, help="runner and find, alternately")
+    parser.add_argument("--rounds", type=int, default=3, help="each contender once a round")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tmp", help="where to build the trees (default: the system tmp)")
     args = parser.parse_args(argv)
@@ -223,40 +256,42 @@ def main(argv: list[str] | None = None) -> int:
             dry = run_clean(base / "dry", args.days, dry_run=True)
         assert remaining(base / "dry") == every, "the dry run deleted files"
         shutil.rmtree(base / "dry")
+        # The process's database made before the rounds, as a user's already is.
+        (base / "process-files").mkdir()
+        (base / "process").mkdir()
+        run_process(*process_config(base / "process-files", base / "process", args.days))
+        (base / "process").rmdir()
         rounds = [
-            one_round(base, template, every, args.days, runner_first=n % 2 == 0)
+            one_round(base, template, every, args.days, first=n % len(CONTENDERS))
             for n in range(args.rounds)
         ]
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    ours = statistics.median(r.runner for r in rounds)
-    theirs = statistics.median(r.find for r in rounds)
+    medians = {who: statistics.median(r.seconds[who] for r in rounds) for who in CONTENDERS}
+    labels = {
+        "runner": f"runner clean(), retention_days {args.days}",
+        "process": "runner cleanup (whole process)",
+        "find": f"find DIR -type f -mtime +{args.days} -delete",
+    }
     rows = [["method", "files deleted", "median s", "rounds (s)", "files/s"]]
-    for label, median, times, count in [
+    times = {who: [r.seconds[who] for r in rounds] for who in CONTENDERS}
+    counts = {who: len(rounds[0].deleted[who]) for who in CONTENDERS}
+    for label, median, spread, count in [
         ("runner clean(), dry run", seconds["dry"], [seconds["dry"]], dry.deleted),
-        (
-            f"runner clean(), retention_days {args.days}",
-            ours,
-            [r.runner for r in rounds],
-            len(rounds[0].runner_deleted),
-        ),
-        (
-            f"find DIR -type f -mtime +{args.days} -delete",
-            theirs,
-            [r.find for r in rounds],
-            len(rounds[0].find_deleted),
-        ),
+        *((labels[who], medians[who], times[who], counts[who]) for who in CONTENDERS),
     ]:
-        spread = " ".join(f"{t:.3f}" for t in times)
-        rows.append([label, f"{count:,}", f"{median:.3f}", spread, f"{len(entries) / median:,.0f}"])
+        shown = " ".join(f"{t:.3f}" for t in spread)
+        rows.append([label, f"{count:,}", f"{median:.3f}", shown, f"{len(entries) / median:,.0f}"])
     print(table(rows))
     report = rounds[0].report
     print(
         f"runner report: scanned {report.scanned:,}, matched {report.matched:,}, "
         f"deleted {report.deleted:,}, freed {report.bytes_freed:,} bytes"
     )
-    print(f"ratio runner / find (medians): {ours / theirs:.2f}")
+    theirs = medians["find"]
+    print(f"ratio runner clean() / find (medians): {medians['runner'] / theirs:.2f}")
+    print(f"ratio runner cleanup process / find (medians): {medians['process'] / theirs:.2f}")
     print(
         f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
         f"on {os.cpu_count()} CPUs: figures taken under load are upper bounds"
@@ -265,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"MISMATCH: {problem}", file=sys.stderr)
     if not problems:
-        print(f"same set: both deleted the same {len(expected):,} files in every round")
+        print(f"same set: all deleted the same {len(expected):,} files in every round")
     return 1 if problems else 0
 
 

@@ -4,8 +4,17 @@ Planning is pure (:func:`plan`): candidates in, deletions out. Scanning and dele
 through directory file descriptors, so a directory swapped for a symbolic link while a
 cleanup runs cannot lead it outside its tree: every step opens names relative to an
 already-open directory, refusing symbolic links (``O_NOFOLLOW``), and unlinks by name
-relative to that directory after checking the file is still the one scanned. Only
-regular files are ever removed; sockets, FIFOs and devices are skipped without opening.
+relative to that directory right after a look (``fstatat``) that shows the file is the
+one judged. Only regular files are ever removed; sockets, FIFOs and devices are skipped
+without opening.
+
+A cleanup goes in two passes. The first lists every directory of the policy (names and
+types only, from ``getdents``), so that a protected directory anywhere in the tree
+refuses the whole policy before anything is deleted. The second looks at each listed
+file once: a file past ``retention_days`` is unlinked at once, judged by that very look
+(as ``find -mtime +N -delete`` does); the others wait for the count and size limits,
+which need the whole tree in order, and each of those is looked at again just before
+its unlink and kept if it changed since.
 """
 
 from __future__ import annotations
@@ -45,6 +54,10 @@ class Candidate:
     inode: int
     links: int = 1  # hard links (st_nlink) when scanned
 
+    @classmethod
+    def of(cls, path: str, info: os.stat_result) -> Candidate:
+        return cls(path, info.st_size, info.st_mtime, info.st_dev, info.st_ino, info.st_nlink)
+
 
 @dataclass(frozen=True)
 class Deletion:
@@ -62,12 +75,9 @@ def plan(
     """
     # Newest first; for equal times, the name that sorts first counts as newer.
     ordered = sorted(candidates, key=lambda c: (-c.mtime, c.path))
-    days = spec.retention_days
-    if days is None and spec.max_files is None and spec.max_size_mb is None:
-        days = default_retention
     deletions: list[Deletion] = []
     kept: list[Candidate] = []
-    cutoff = (now - timedelta(days=days)).timestamp() if days is not None else None
+    cutoff = age_cutoff(spec, now, default_retention)
     for candidate in ordered:
         if cutoff is not None and candidate.mtime < cutoff:
             deletions.append(Deletion(candidate, "age"))
@@ -86,17 +96,28 @@ def plan(
     return deletions
 
 
+def age_cutoff(spec: CleanupSpec, now: datetime, default_retention: float) -> float | None:
+    """The modification time (POSIX seconds) before which a file is past the policy's age
+    limit, or None when it has none. A policy without any limit uses
+    ``default_retention`` days."""
+    days = spec.retention_days
+    if days is None and spec.max_files is None and spec.max_size_mb is None:
+        days = default_retention
+    return (now - timedelta(days=days)).timestamp() if days is not None else None
+
+
 # --- scanning ---------------------------------------------------------------------------
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-def _matcher(spec: CleanupSpec) -> Callable[[str], bool]:
-    """Whether a file name matches ``pattern`` and no ``exclude`` glob (compiled once)."""
+def _matcher(spec: CleanupSpec) -> Callable[[str], object]:
+    """Whether (truthy) a file name matches ``pattern`` and no ``exclude`` glob (compiled
+    once; without exclusions, the pattern's own ``match``, with no Python call around it)."""
     pattern = re.compile(fnmatch.translate(spec.pattern)).match
     excluded = [re.compile(fnmatch.translate(glob)).match for glob in spec.exclude]
     if not excluded:
-        return lambda name: pattern(name) is not None
+        return pattern
     return lambda name: pattern(name) is not None and not any(x(name) for x in excluded)
 
 
@@ -196,11 +217,13 @@ class _Tree:
         while len(self.fds) >= max(OPEN_DIRECTORIES, 2):  # the root is open too
             os.close(self.fds.pop(next(iter(self.fds))))
 
-    def walk(self) -> Iterator[Candidate]:
-        """Regular files matching the policy; problems reported, not raised.
+    def listing(self) -> list[tuple[str, list[str]]]:
+        """The first pass: each directory with the names of its regular files that match
+        the policy (from the directory entries' types: no file is looked at yet).
 
-        Raises :class:`_Refused` when a subdirectory is protected (before any deletion:
-        the plan needs the whole scan)."""
+        Raises :class:`_Refused` when a subdirectory is protected: nothing has been
+        deleted yet. Problems are reported, not raised."""
+        found: list[tuple[str, list[str]]] = []
         pending = [""]
         while pending:
             relative = pending.pop()
@@ -213,10 +236,10 @@ class _Tree:
                 self.report.error(f"cannot list {display(relative) or '.'}: {exc.strerror}")
                 continue
             # Nothing opens or closes a directory until this one is done: ``fd`` stays valid.
-            for entry in entries:
-                found = self._entry(fd, entry, relative, pending)
-                if found is not None:
-                    yield found
+            names = self._files(fd, entries, relative, pending)
+            if names:
+                found.append((relative, names))
+        return found
 
     def _enter(self, relative: str) -> int | None:
         try:
@@ -228,31 +251,81 @@ class _Tree:
             return None  # a mount point, a bind mount too: stay on the policy's mount
         return fd
 
-    def _entry(
-        self, fd: int, entry: os.DirEntry[str], parent: str, pending: list[str]
-    ) -> Candidate | None:
-        # The directory entry's type (d_type) sorts most entries without a system call.
-        name = entry.name
-        if entry.is_dir(follow_symlinks=False):
-            if self.spec.recursive:
+    def _files(
+        self, fd: int, entries: list[os.DirEntry[str]], parent: str, pending: list[str]
+    ) -> list[str]:
+        """The names of the matching regular files among ``entries``; subdirectories
+        go on ``pending`` (when recursive). The entry's type (d_type) sorts most entries
+        without a system call; symbolic links, sockets, FIFOs, devices are never touched."""
+        files: list[str] = []
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                files.append(entry.name)
+            elif self.spec.recursive and entry.is_dir(follow_symlinks=False):
+                name = entry.name
                 self._subdirectory(fd, name, f"{parent}/{name}" if parent else name, pending)
-            return None
-        if not entry.is_file(follow_symlinks=False):
-            return None  # symbolic links, sockets, FIFOs, devices: never touched
-        self.report.scanned += 1
-        if not self.matches(name):
-            return None
-        path = f"{parent}/{name}" if parent else name
-        try:
-            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except OSError as exc:  # vanished, or no permission
-            self.report.error(f"cannot stat {display(path)}: {exc.strerror}")
-            return None
-        identity = (info.st_dev, info.st_ino)
-        if not stat.S_ISREG(info.st_mode) or identity in self.fence.files:
-            return None  # replaced since it was listed; or a hard link to our own file
-        self.report.matched += 1
-        return Candidate(path, info.st_size, info.st_mtime, *identity, info.st_nlink)
+        self.report.scanned += len(files)
+        return list(filter(self.matches, files))
+
+    def judge(
+        self, listing: list[tuple[str, list[str]]], cutoff: float | None, plan_rest: bool
+    ) -> list[Candidate]:
+        """The second pass: look at each listed file (``fstatat``, links not followed).
+        A file older than ``cutoff`` is unlinked at once, judged by that look; with
+        ``plan_rest``, the others are returned as candidates for :func:`plan` (without,
+        the policy has nothing else to judge them by). Problems are reported, not raised.
+
+        The look is the last system call on the file's name before its unlink, exactly
+        as the re-check before a planned deletion is (:meth:`delete`)."""
+        candidates: list[Candidate] | None = [] if plan_rest else None
+        for relative, names in listing:
+            try:
+                fd = self._dir(relative)
+            except OSError as exc:
+                self.report.error(f"cannot open {display(relative)}: {exc.strerror}")
+                continue
+            self._judge(fd, relative, names, cutoff, candidates)
+        return candidates or []
+
+    def _judge(
+        self,
+        fd: int,
+        parent: str,
+        names: list[str],
+        cutoff: float | None,
+        candidates: list[Candidate] | None,
+    ) -> None:
+        # The loop of the whole cleanup: names bound locally, a path built only when needed.
+        lstat, unlink, regular, fenced = os.stat, os.unlink, stat.S_ISREG, self.fence.files
+        report, prefix = self.report, f"{parent}/" if parent else ""
+        oldest = float("-inf") if cutoff is None else cutoff
+        matched = deleted = freed = 0
+        for name in names:
+            try:
+                info = lstat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:  # vanished, or no permission
+                report.error(f"cannot stat {display(prefix + name)}: {exc.strerror}")
+                continue
+            if not regular(info.st_mode) or (info.st_dev, info.st_ino) in fenced:
+                continue  # replaced since it was listed; or a hard link to our own file
+            matched += 1
+            if info.st_mtime >= oldest:
+                if candidates is not None:
+                    candidates.append(Candidate.of(prefix + name, info))
+                continue
+            try:
+                unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                report.error(f"{display(prefix + name)} vanished before it was deleted")
+                continue
+            except OSError as exc:
+                report.error(f"cannot delete {display(prefix + name)}: {exc.strerror}")
+                continue
+            deleted += 1
+            freed += info.st_size if info.st_nlink == 1 else 0
+        report.matched += matched
+        report.deleted += deleted
+        report.bytes_freed += freed
 
     def _subdirectory(self, fd: int, name: str, path: str, pending: list[str]) -> None:
         try:
@@ -333,7 +406,12 @@ def clean(
         report.error(f"cannot open {display(spec.directory)}: {reason}")
         return report
     try:
-        _apply(tree, plan(tree.walk(), spec, now, default_retention), report)
+        listing = tree.listing()  # the whole tree, before anything is deleted
+        # A dry run plans every file, to list each with its reason in plan's order.
+        cutoff = None if dry_run else age_cutoff(spec, now, default_retention)
+        limited = spec.max_files is not None or spec.max_size_mb is not None
+        candidates = tree.judge(listing, cutoff, plan_rest=dry_run or limited)
+        _apply(tree, plan(candidates, spec, now, default_retention), report)
     except _Refused as exc:
         report.error(str(exc))
     finally:

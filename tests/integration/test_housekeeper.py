@@ -20,7 +20,7 @@ import stat
 import subprocess
 import textwrap
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,14 @@ def outside(tmp_path: Path) -> Path:
     path = tmp_path / "outside"
     put(path / "old.log", 100, 7)
     return path
+
+
+@pytest.fixture(params=["planned", "at-once"])
+def limit(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A policy's limit that deletes every old file, either way a deletion is made: a count
+    limit waits for the whole plan, then looks at each file again before its unlink; an
+    age limit unlinks each file right after the look that judged it."""
+    return {"max_files": 0} if request.param == "planned" else {"retention_days": 5}
 
 
 # --- what goes ----------------------------------------------------------------------------
@@ -179,14 +187,16 @@ def test_directories_are_never_deleted(tree: Path) -> None:
 # --- symbolic links -----------------------------------------------------------------------
 
 
-def test_a_symlink_to_a_file_is_neither_followed_nor_deleted(tree: Path, outside: Path) -> None:
+def test_a_symlink_to_a_file_is_neither_followed_nor_deleted(
+    tree: Path, outside: Path, limit: dict[str, Any]
+) -> None:
     put(tree / "inside-target.txt", 100)
     os.symlink(outside / "old.log", tree / "out.log")
     os.symlink("inside-target.txt", tree / "in.log")
     os.symlink("nowhere", tree / "dangling.log")
     for link in ("out.log", "in.log", "dangling.log"):
         age(tree / link, 100)
-    report = run(policy(tree, max_files=0, pattern="*"))
+    report = run(policy(tree, **limit, pattern="*"))
     assert report.deleted == 1  # inside-target.txt, a regular file matching "*"
     assert sorted(os.listdir(tree)) == ["dangling.log", "in.log", "out.log"]
     assert all((tree / link).is_symlink() for link in os.listdir(tree))
@@ -194,11 +204,13 @@ def test_a_symlink_to_a_file_is_neither_followed_nor_deleted(tree: Path, outside
     assert report.scanned == 1
 
 
-def test_a_symlink_to_a_directory_is_not_followed(tree: Path, outside: Path) -> None:
+def test_a_symlink_to_a_directory_is_not_followed(
+    tree: Path, outside: Path, limit: dict[str, Any]
+) -> None:
     put(tree / "sub" / "mine.log", 100)
     os.symlink(outside, tree / "linked")
     os.symlink(outside, tree / "linked.log")
-    report = run(policy(tree, recursive=True, max_files=0))
+    report = run(policy(tree, recursive=True, **limit))
     assert (outside / "old.log").exists()
     assert (tree / "linked").is_symlink()
     assert (tree / "linked.log").is_symlink()
@@ -206,11 +218,13 @@ def test_a_symlink_to_a_directory_is_not_followed(tree: Path, outside: Path) -> 
     assert (report.scanned, report.deleted, report.errors) == (1, 1, [])
 
 
-def test_a_symlink_planted_where_a_subdirectory_was(tree: Path, outside: Path) -> None:
+def test_a_symlink_planted_where_a_subdirectory_was(
+    tree: Path, outside: Path, limit: dict[str, Any]
+) -> None:
     put(tree / "sub" / "old.log", 100)
     shutil.rmtree(tree / "sub")
     os.symlink(outside, tree / "sub")
-    report = run(policy(tree, recursive=True, max_files=0))
+    report = run(policy(tree, recursive=True, **limit))
     assert (outside / "old.log").exists()
     assert report.deleted == 0
 
@@ -272,7 +286,7 @@ def test_subdirectory_swapped_for_a_symlink_between_scan_and_delete(
 
     monkeypatch.setattr(housekeeper, "plan", plan_then_swap)
     monkeypatch.setattr(housekeeper, "OPEN_DIRECTORIES", open_directories)
-    report = run(policy(tree, recursive=True, retention_days=5))
+    report = run(policy(tree, recursive=True, max_files=0))
     assert swapped == ["sub"]
     assert (outside / "old.log").read_bytes() == b"x" * 7
     assert (tree / "sub").is_symlink()
@@ -302,7 +316,7 @@ def test_subdirectory_replaced_by_another_directory_between_scan_and_delete(
 
     monkeypatch.setattr(housekeeper, "plan", plan_then_replace)
     monkeypatch.setattr(housekeeper, "OPEN_DIRECTORIES", open_directories)
-    report = run(policy(tree, recursive=True, retention_days=5))
+    report = run(policy(tree, recursive=True, max_files=0))
     assert (tree / "sub" / "old.log").read_bytes() == b"xxx"
     assert not (tree / "a" / "first.log").exists()
     if open_directories == 2:  # reopened: not the directory that was scanned
@@ -326,7 +340,7 @@ def test_file_replaced_between_scan_and_delete_is_kept_and_reported(
         return deletions
 
     monkeypatch.setattr(housekeeper, "plan", plan_then_replace)
-    report = run(policy(tree, retention_days=5))
+    report = run(policy(tree, max_files=0))
     assert (tree / "old.log").read_bytes() == b"xxxx"
     assert (tree / "renamed.txt").exists()
     assert not (tree / "other.log").exists()
@@ -355,7 +369,7 @@ def test_file_recreated_with_a_reused_inode_is_kept(
         return deletions
 
     monkeypatch.setattr(housekeeper, "plan", plan_then_recreate)
-    report = run(policy(tree, retention_days=5))
+    report = run(policy(tree, max_files=0))
     if not reused[0]:
         pytest.skip("this file system did not reuse the inode number")
     assert (tree / "old.log").exists(), "a file created after the scan was deleted"
@@ -387,6 +401,125 @@ def test_subdirectory_swapped_between_stat_and_open(
     assert (tree / "sub.moved" / "old.log").exists()
     assert not (tree / "top.log").exists()
     assert any(e.startswith("cannot open sub") for e in report.errors), report.errors
+
+
+def listing_then(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
+    """Call ``change`` once the first pass has listed the whole tree, before any file is
+    looked at or deleted: the window an age limit has between listing and deleting."""
+    real_listing = housekeeper._Tree.listing
+
+    def listing_then_change(self: Any) -> list[tuple[str, list[str]]]:
+        found = real_listing(self)
+        change()
+        return found
+
+    monkeypatch.setattr(housekeeper._Tree, "listing", listing_then_change)
+
+
+@pytest.mark.parametrize("open_directories", [housekeeper.OPEN_DIRECTORIES, 2])
+def test_subdirectory_swapped_for_a_symlink_between_listing_and_deleting(
+    tree: Path, outside: Path, monkeypatch: pytest.MonkeyPatch, open_directories: int
+) -> None:
+    put(tree / "a" / "first.log", 10)
+    put(tree / "sub" / "old.log", 20)
+
+    def swap() -> None:
+        os.rename(tree / "sub", tree / "sub.moved")
+        os.symlink(outside, tree / "sub")
+
+    listing_then(monkeypatch, swap)
+    monkeypatch.setattr(housekeeper, "OPEN_DIRECTORIES", open_directories)
+    report = run(policy(tree, recursive=True, retention_days=5))
+    assert (outside / "old.log").read_bytes() == b"x" * 7
+    assert (tree / "sub").is_symlink()
+    assert not (tree / "a" / "first.log").exists()  # the run went on
+    if open_directories == 2:  # "sub" had to be opened again, and was refused
+        assert (tree / "sub.moved" / "old.log").exists()
+        assert report.deleted == 1
+        assert [e for e in report.errors if e.startswith("cannot open sub: ")], report.errors
+
+
+@pytest.mark.parametrize("open_directories", [housekeeper.OPEN_DIRECTORIES, 2])
+def test_subdirectory_replaced_by_another_directory_between_listing_and_deleting(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, open_directories: int
+) -> None:
+    put(tree / "a" / "first.log", 10)
+    put(tree / "sub" / "old.log", 20)
+
+    def replace() -> None:
+        os.rename(tree / "sub", tree / "sub.moved")
+        put(tree / "sub" / "old.log", 20, 3)  # same name and age, a directory never listed
+
+    listing_then(monkeypatch, replace)
+    monkeypatch.setattr(housekeeper, "OPEN_DIRECTORIES", open_directories)
+    report = run(policy(tree, recursive=True, retention_days=5))
+    assert (tree / "sub" / "old.log").read_bytes() == b"xxx"
+    assert not (tree / "a" / "first.log").exists()
+    if open_directories == 2:
+        assert report.errors == ["cannot open sub: directory was replaced during the cleanup"]
+
+
+def test_a_file_replaced_after_listing_is_judged_by_what_it_is_then(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An age limit judges the file at its name when it looks, just before the unlink:
+    a fresh file put in place of a listed old one is kept, and so is a symbolic link."""
+    put(tree / "old.log", 20)
+    put(tree / "linked.log", 20)
+    put(tree / "other.log", 20)
+
+    def replace() -> None:
+        os.rename(tree / "old.log", tree / "renamed.txt")
+        put(tree / "old.log", 1, 4)
+        os.unlink(tree / "linked.log")
+        os.symlink("renamed.txt", tree / "linked.log")
+        age(tree / "linked.log", 20)  # the link itself is old
+
+    listing_then(monkeypatch, replace)
+    report = run(policy(tree, retention_days=5))
+    assert listing(tree) == ["linked.log", "old.log", "renamed.txt"]
+    assert (tree / "old.log").read_bytes() == b"xxxx"
+    assert (tree / "linked.log").is_symlink()
+    assert (report.scanned, report.matched, report.deleted, report.errors) == (3, 2, 1, [])
+
+
+def test_a_file_vanishing_between_its_look_and_its_unlink_is_reported(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(tree / "gone.log", 20, 10)
+    put(tree / "other.log", 30, 100)
+    real_stat = os.stat
+
+    def stat_then_vanish(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = real_stat(path, *args, **kwargs)
+        if path == "gone.log" and kwargs.get("dir_fd") is not None:
+            os.unlink(tree / "gone.log")
+        return result
+
+    monkeypatch.setattr(os, "stat", stat_then_vanish)
+    report = run(policy(tree, retention_days=5))
+    monkeypatch.undo()
+    assert listing(tree) == []
+    assert (report.deleted, report.bytes_freed) == (1, 100)  # the vanished file not counted
+    assert report.errors == ["gone.log vanished before it was deleted"]
+
+
+def test_only_files_past_the_age_limit_go_at_once_the_rest_by_the_plan(tree: Path) -> None:
+    """Age, then count, then size, as one plan would: the files deleted at once for age
+    leave the count and the size to the files that remain."""
+    for day in (1, 2, 3, 4):
+        put(tree / f"f{day}.log", day, 400_000)
+    put(tree / "old.log", 10, 1)
+    report = run(policy(tree, retention_days=5, max_files=3, max_size_mb=1))
+    # age takes old.log; count keeps f1..f3; size keeps f1 and f2 (800 kB <= 1 MiB)
+    assert listing(tree) == ["f1.log", "f2.log"]
+    assert (report.matched, report.deleted, report.bytes_freed) == (5, 3, 800_001)
+    dry = dry_run_of(tree, retention_days=5, max_files=1)
+    assert dry == ["f2.log (count)"]
+
+
+def dry_run_of(tree: Path, **fields: Any) -> list[str]:
+    return run(policy(tree, **fields), dry_run=True).would_delete
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -449,6 +582,36 @@ def test_the_runners_own_directories_are_refused_at_run_time(tmp_path: Path) -> 
     put(tmp_path / "logs" / "old.log", 100)
     report = run(policy(tmp_path / "logs", recursive=True, max_files=0), protected=protected)
     assert report.deleted == 1
+
+
+def test_a_protected_directory_deep_in_the_tree_refuses_the_policy_before_any_deletion(
+    tmp_path: Path, tree: Path, limit: dict[str, Any]
+) -> None:
+    """The whole tree is listed before anything goes: the old files of the directories
+    listed before the one that holds a bind mount of the runner's own are kept too."""
+    conf = tmp_path / "conf"
+    put(conf / "scheduler.yaml", 100)
+    put(tree / "a.log", 100)
+    put(tree / "z" / "b.log", 100)
+    protected = [str(conf / "scheduler.yaml")]
+    with bind_mount(conf, tree / "z" / "m" / "view"):
+        report = run(policy(tree, recursive=True, pattern="*", **limit), protected=protected)
+    (error,) = report.errors
+    assert error.startswith(f"refusing to clean {tree}: z/m/view: it holds the runner's own")
+    assert listing(tree) == ["a.log", "z/", "z/b.log", "z/m/", "z/m/view/"]
+    assert report.deleted == 0
+
+
+def test_a_hard_link_to_the_runners_database_is_never_deleted(
+    tmp_path: Path, tree: Path, limit: dict[str, Any]
+) -> None:
+    database = tmp_path / "data" / "runner.db"
+    put(database, 100, 3)
+    os.link(database, tree / "copy.db")
+    put(tree / "old.db", 100)
+    report = run(policy(tree, pattern="*.db", **limit), protected=[str(database)])
+    assert listing(tree) == ["copy.db"]
+    assert (report.matched, report.deleted, report.errors) == (1, 1, [])
 
 
 def validation_errors(tmp_path: Path, cleanup: str, settings: str = "") -> list[str]:
@@ -559,7 +722,9 @@ def test_own_directory_bind_mounted_into_a_policy_directory_is_refused(tmp_path:
     assert sorted(os.listdir(conf)) == ["runner.db", "scheduler.yaml"]
 
 
-def test_bind_mounts_of_the_same_file_system_are_not_crossed(tmp_path: Path, tree: Path) -> None:
+def test_bind_mounts_of_the_same_file_system_are_not_crossed(
+    tmp_path: Path, tree: Path, limit: dict[str, Any]
+) -> None:
     """Issue 10.11: a bind mount keeps st_dev; it is still another mount, and skipped."""
     elsewhere = tmp_path / "elsewhere"
     put(elsewhere / "old.log", 100)
@@ -567,7 +732,7 @@ def test_bind_mounts_of_the_same_file_system_are_not_crossed(tmp_path: Path, tre
     put(tree / "old.log", 100)
     with bind_mount(elsewhere, tree / "view"):
         assert os.stat(tree / "view").st_dev == os.stat(tree).st_dev
-        report = run(policy(tree, recursive=True, max_files=0))
+        report = run(policy(tree, recursive=True, **limit))
         assert (tree / "view" / "old.log").exists()
     assert (elsewhere / "old.log").exists()
     assert (elsewhere / "deeper" / "old.log").exists()
@@ -613,24 +778,26 @@ def remove_deep_tree(root: Path) -> None:
             os.rename(root / "next", root / "d")
 
 
-def test_a_tree_thousands_of_levels_deep_is_cleaned(tree: Path) -> None:
+def test_a_tree_thousands_of_levels_deep_is_cleaned(tree: Path, limit: dict[str, Any]) -> None:
     """Issue 10.9: no recursion (it died with RecursionError after 62 deletions)."""
     make_deep_tree(tree, 3000)
     try:
-        report = run(policy(tree, recursive=True, max_files=0))
+        report = run(policy(tree, recursive=True, **limit))
         assert (report.deleted, report.errors) == (3000, [])
-        assert run(policy(tree, recursive=True, max_files=0), dry_run=True).scanned == 0
+        assert run(policy(tree, recursive=True, **limit), dry_run=True).scanned == 0
     finally:
         remove_deep_tree(tree)
 
 
-def test_bytes_freed_leaves_out_files_with_another_hard_link(tree: Path, tmp_path: Path) -> None:
+def test_bytes_freed_leaves_out_files_with_another_hard_link(
+    tree: Path, tmp_path: Path, limit: dict[str, Any]
+) -> None:
     """Deleting one name of a hard-linked file frees nothing; it is deleted, not counted."""
     put(tree / "single.log", 100, 10)
     put(tree / "linked.log", 100, 1000)
     os.link(tree / "linked.log", tmp_path / "other-name")
-    dry = run(policy(tree, max_files=0), dry_run=True)
-    report = run(policy(tree, max_files=0))
+    dry = run(policy(tree, **limit), dry_run=True)
+    report = run(policy(tree, **limit))
     assert (dry.deleted, dry.bytes_freed) == (2, 10)
     assert (report.deleted, report.bytes_freed) == (2, 10)
     assert listing(tree) == []
@@ -644,12 +811,12 @@ def tmpfs(where: Path) -> contextlib.AbstractContextManager[None]:
     return mounted(where, "-t", "tmpfs", "-o", "size=1m", "tmpfs")
 
 
-def test_mount_points_are_not_crossed(tree: Path) -> None:
+def test_mount_points_are_not_crossed(tree: Path, limit: dict[str, Any]) -> None:
     put(tree / "old.log", 100)
     with tmpfs(tree / "mnt"):
         put(tree / "mnt" / "old.log", 100)
         put(tree / "mnt" / "deeper" / "old.log", 100)
-        report = run(policy(tree, recursive=True, max_files=0))
+        report = run(policy(tree, recursive=True, **limit))
         assert (tree / "mnt" / "old.log").exists()
         assert (tree / "mnt" / "deeper" / "old.log").exists()
     assert not (tree / "old.log").exists()
@@ -665,7 +832,7 @@ def test_a_policy_directory_that_is_a_mount_point_is_cleaned(tree: Path) -> None
 
 
 def test_fifos_and_sockets_are_skipped_without_opening(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
+    tree: Path, monkeypatch: pytest.MonkeyPatch, limit: dict[str, Any]
 ) -> None:
     os.mkfifo(tree / "x.log")
     monkeypatch.chdir(tree)  # a short relative path for the socket (108-byte limit)
@@ -675,7 +842,7 @@ def test_fifos_and_sockets_are_skipped_without_opening(
         put(tree / "plain.log", 100)
         for name in ("x.log", "s.log"):
             age(tree / name, 100)
-        spec = policy(tree, max_files=0)
+        spec = policy(tree, **limit)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             future = pool.submit(run, spec)
             try:
@@ -740,13 +907,13 @@ def test_hostile_names_are_reported_printably_in_a_dry_run(tree: Path) -> None:
     assert f"{chr(0xE9) * 125}.log (count)" in report.would_delete
 
 
-def test_hostile_names_are_deleted(tree: Path) -> None:
+def test_hostile_names_are_deleted(tree: Path, limit: dict[str, Any]) -> None:
     base = os.fsencode(tree)
     for name in HOSTILE:
         put(os.path.join(base, name), 100, 1)
     put(os.path.join(base, b"keep-\xff\n.txt"), 100, 1)
     put(os.path.join(base, b"sub", b"deep\n\xff.log"), 100, 1)
-    report = run(policy(tree, max_files=0, recursive=True))
+    report = run(policy(tree, **limit, recursive=True))
     assert report.errors == []
     assert report.deleted == len(HOSTILE) + 1
     assert sorted(os.listdir(base)) == [b"keep-\xff\n.txt", b"sub"]
@@ -754,7 +921,7 @@ def test_hostile_names_are_deleted(tree: Path) -> None:
 
 
 def test_errors_about_hostile_names_are_printable(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
+    tree: Path, monkeypatch: pytest.MonkeyPatch, limit: dict[str, Any]
 ) -> None:
     base = os.fsencode(tree)
     for name in HOSTILE:
@@ -765,7 +932,7 @@ def test_errors_about_hostile_names_are_printable(
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
     monkeypatch.setattr(os, "unlink", refuse)
-    report = run(policy(tree, max_files=0))
+    report = run(policy(tree, **limit))
     monkeypatch.setattr(os, "unlink", real_unlink)
     assert len(report.errors) == len(HOSTILE)
     assert all(printable(e) for e in report.errors), report.errors
@@ -808,7 +975,7 @@ def test_a_file_vanishing_between_scan_and_delete_does_not_stop_the_run(
     put(tree / "gone.log", 20, 10)
     put(tree / "other.log", 30, 100)
     vanish_after_planning(monkeypatch, tree / "gone.log")
-    report = run(policy(tree, retention_days=5))
+    report = run(policy(tree, max_files=0))
     assert listing(tree) == []
     assert (report.deleted, report.bytes_freed) == (1, 100)  # the vanished file is not counted
 
@@ -820,7 +987,7 @@ def test_a_file_vanishing_between_scan_and_delete_is_reported(
     put(tree / "gone.log", 20, 10)
     put(tree / "other.log", 30, 100)
     vanish_after_planning(monkeypatch, tree / "gone.log")
-    report = run(policy(tree, retention_days=5))
+    report = run(policy(tree, max_files=0))
     assert any("gone.log" in e for e in report.errors), report.errors
 
 
@@ -845,7 +1012,9 @@ def test_a_file_vanishing_during_the_scan_is_reported(
     assert listing(tree) == []
 
 
-def test_an_immutable_file_is_a_permission_error_and_the_run_goes_on(tree: Path) -> None:
+def test_an_immutable_file_is_a_permission_error_and_the_run_goes_on(
+    tree: Path, limit: dict[str, Any]
+) -> None:
     put(tree / "locked.log", 100, 5)
     put(tree / "free.log", 100, 7)
     try:
@@ -855,7 +1024,7 @@ def test_an_immutable_file_is_a_permission_error_and_the_run_goes_on(tree: Path)
     if done.returncode != 0:
         pytest.skip(f"cannot make a file immutable here: {done.stderr.strip()!r}")
     try:
-        report = run(policy(tree, max_files=0))
+        report = run(policy(tree, **limit))
         assert (tree / "locked.log").exists()
     finally:
         subprocess.run(["chattr", "-i", str(tree / "locked.log")], check=True)
@@ -865,7 +1034,7 @@ def test_an_immutable_file_is_a_permission_error_and_the_run_goes_on(tree: Path)
 
 
 def test_a_permission_error_on_unlink_is_reported_and_the_run_goes_on(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
+    tree: Path, monkeypatch: pytest.MonkeyPatch, limit: dict[str, Any]
 ) -> None:
     for name in ("a.log", "b.log", "c.log"):
         put(tree / name, 100, 1)
@@ -877,7 +1046,7 @@ def test_a_permission_error_on_unlink_is_reported_and_the_run_goes_on(
         real_unlink(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "unlink", unlink)
-    report = run(policy(tree, max_files=0))
+    report = run(policy(tree, **limit))
     monkeypatch.undo()
     assert listing(tree) == ["b.log"]
     assert report.errors == ["cannot delete b.log: Permission denied"]
@@ -885,7 +1054,7 @@ def test_a_permission_error_on_unlink_is_reported_and_the_run_goes_on(
 
 
 def test_an_unreadable_subdirectory_is_reported_and_the_run_goes_on(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
+    tree: Path, monkeypatch: pytest.MonkeyPatch, limit: dict[str, Any]
 ) -> None:
     put(tree / "locked" / "old.log", 100)
     put(tree / "open" / "old.log", 100)
@@ -898,7 +1067,7 @@ def test_an_unreadable_subdirectory_is_reported_and_the_run_goes_on(
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    report = run(policy(tree, recursive=True, max_files=0))
+    report = run(policy(tree, recursive=True, **limit))
     monkeypatch.undo()
     assert report.errors == ["cannot list locked: Permission denied"]
     assert (tree / "locked" / "old.log").exists()
