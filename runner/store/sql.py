@@ -575,9 +575,14 @@ class Store:
             )
             settled = zip(runs, ended, strict=True)
             await _settle(conn, [(run, f.spec, f.result, f.ended_at) for run, f in settled])
-            # The runs' process groups, if any were recorded, have ended with them.
-            processes = [f"{PROCESS_STATE}{run.id}" for run in runs]
-            await conn.execute(delete(state).where(state.c.key.in_(processes)))
+            # The runs' process groups, if any were recorded (commands only), ended with them.
+            processes = [
+                f"{PROCESS_STATE}{run.id}"
+                for run, f in zip(runs, ended, strict=True)
+                if not isinstance(f.spec.job, FunctionJob)
+            ]
+            if processes:
+                await conn.execute(delete(state).where(state.c.key.in_(processes)))
         return {run.id for run in runs}
 
     async def renew_leases(
