@@ -9,12 +9,23 @@ nest deeper than :data:`MAX_DEPTH` levels (written out or built through aliases)
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import (
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from runner.errors import Problem
@@ -25,6 +36,7 @@ _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
+_FLOAT = "tag:yaml.org,2002:float"
 # Scalars built here through PyYAML's own constructors; any other tag (binary, set, ...)
 # has the whole document built by PyYAML.
 _SCALARS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null"))
@@ -65,6 +77,9 @@ class Parsed:
     key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
     unset: list[Problem] = field(default_factory=list)
     unknown: set[Path] = field(default_factory=set)
+    #: Where NaN and the infinities stand, when the parser saw every number built (None:
+    #: not known, the data must be searched).
+    non_finite: list[Path] | None = None
 
     def mark(self, path: Path) -> tuple[int, int]:
         """Line and column of ``path``, or of its nearest ancestor that has one."""
@@ -80,6 +95,12 @@ class _Abort(Exception):
 def parse(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, list[Problem]]:
     """Parse one YAML document. Problems are returned, never raised; an unset variable is
     not one of them but is noted in :attr:`Parsed.unset`."""
+    plain = _read_plain(text, file, environ)
+    return (plain, []) if plain is not None else _walk(text, file, environ)
+
+
+def _walk(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, list[Problem]]:
+    """:func:`parse` through the node graph: any document, every problem."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -102,6 +123,124 @@ def parse(text: str, file: str, environ: Mapping[str, str]) -> tuple[Parsed, lis
         return Parsed(None), [Problem(file, 1, 1, f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
+
+
+class _Slow(Exception):
+    """The document needs the full walk (:class:`_Walker`)."""
+
+
+def _read_plain(text: str, file: str, environ: Mapping[str, str]) -> Parsed | None:
+    """The common document, read from the parser's events without building its node graph
+    (about twice as fast): one document of untagged mappings, lists and scalars, without
+    anchors, aliases, merge keys, duplicate or non-string keys or deep nesting. None for
+    anything else, a YAML error included, which :func:`parse` walks in full (and reports)."""
+    loader = _Loader(text)
+    try:
+        return _Reader(file, environ, loader).document()
+    except (_Slow, yaml.YAMLError):
+        return None
+    finally:
+        loader.dispose()
+
+
+class _Reader:
+    """One pass over the events of a plain document: the data, with the same marks,
+    variables and values as :class:`_Walker` gives it, and where non-finite numbers are."""
+
+    def __init__(self, file: str, environ: Mapping[str, str], loader: _Loader) -> None:
+        self.walker = _Walker(file, environ, loader, None)  # for its variables
+        self.loader = loader
+        self.next: Callable[[], Any] = loader.get_event  # events are untyped
+        self.marks: dict[Path, tuple[int, int]] = {}
+        self.key_marks: dict[Path, tuple[int, int]] = {}
+        self.non_finite: list[Path] = []
+        self.plain: dict[str, Any] = {}  # plain scalars' values by their text
+        self.string_keys: set[str] = set()  # plain keys known to be strings
+
+    def document(self) -> Parsed:
+        self.next()  # the stream's start
+        if not isinstance(self.next(), DocumentStartEvent):
+            raise _Slow  # an empty stream
+        data = self.value(self.next(), ())
+        if not isinstance(self.next(), DocumentEndEvent):
+            raise _Slow
+        if not isinstance(self.next(), StreamEndEvent):
+            raise _Slow  # a second document: the walk refuses it
+        walker = self.walker
+        return Parsed(
+            data, self.marks, self.key_marks, walker.unset, walker.unknown, self.non_finite
+        )
+
+    def value(self, event: Any, path: Path) -> Any:
+        if len(path) > MAX_DEPTH:
+            raise _Slow
+        mark = event.start_mark
+        self.marks[path] = (mark.line + 1, mark.column + 1)
+        kind = event.__class__
+        if kind is ScalarEvent and event.anchor is None and event.tag is None:
+            return self.scalar(event, path)
+        if kind is MappingStartEvent and event.anchor is None and event.tag is None:
+            return self.mapping(path)
+        if kind is SequenceStartEvent and event.anchor is None and event.tag is None:
+            return self.sequence(path)
+        raise _Slow  # an alias, an anchor or a tag
+
+    def mapping(self, path: Path) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        key: Any = self.next()
+        while key.__class__ is ScalarEvent:
+            name = key.value
+            if key.anchor is not None or key.tag is not None or name in data:
+                raise _Slow
+            if key.implicit[0] and name not in self.string_keys:
+                if self.loader.resolve(ScalarNode, name, (True, False)) != _STR:
+                    raise _Slow  # a merge key, or a key that is not a string
+                self.string_keys.add(name)
+            at = (*path, name)
+            mark: Any = key.start_mark
+            self.key_marks[at] = (mark.line + 1, mark.column + 1)
+            data[name] = self.value(self.next(), at)
+            key = self.next()
+        if key.__class__ is not MappingEndEvent:
+            raise _Slow  # a key that is a mapping, a list or an alias
+        return data
+
+    def sequence(self, path: Path) -> list[Any]:
+        items: list[Any] = []
+        item = self.next()
+        while item.__class__ is not SequenceEndEvent:
+            items.append(self.value(item, (*path, len(items))))
+            item = self.next()
+        return items
+
+    def scalar(self, event: Any, path: Path) -> Any:
+        value: str = event.value
+        plain: bool = event.implicit[0]
+        if "$" in value:
+            mark = event.start_mark
+            expanded = self.walker.expand(value, plain, path, (mark.line + 1, mark.column + 1))
+            return value if expanded is None else self.built(*expanded, path)
+        if not plain:
+            return value
+        try:
+            return self.plain[value]
+        except KeyError:
+            tag = self.loader.resolve(ScalarNode, value, (True, False))
+            built = self.built(value, tag, path)
+            if tag != _FLOAT:  # a non-finite number is noted at each place it stands
+                self.plain[value] = built
+            return built
+
+    def built(self, value: str, tag: str, path: Path) -> Any:
+        """The value of a scalar of ``tag``, as PyYAML's constructor builds it."""
+        if tag == _STR:
+            return value
+        if tag not in _SCALARS:
+            raise _Slow
+        data = self.loader.construct_object(ScalarNode(tag, value))
+        if isinstance(data, float) and not math.isfinite(data):
+            self.non_finite.append(path)
+        return data
 
 
 def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
@@ -135,7 +274,9 @@ class _Walker:
     """One pass over the node graph: marks, duplicate keys, variables, expansion guard,
     and the data itself (PyYAML's constructor would be a second pass over every node)."""
 
-    def __init__(self, file: str, environ: Mapping[str, str], loader: _Loader, root: Node) -> None:
+    def __init__(
+        self, file: str, environ: Mapping[str, str], loader: _Loader, root: Node | None
+    ) -> None:
         self.file = file
         self.environ = environ
         self.loader = loader
@@ -230,22 +371,30 @@ class _Walker:
         if node.tag != _STR or id(node) in self._substituted or "$" not in node.value:
             return
         self._substituted.add(id(node))
-        original = node.value
+        plain = not node.style  # None from PyYAML's parser, "" from libyaml's
+        expanded = self.expand(node.value, plain, path, _at(node))
+        if expanded is not None:
+            node.value, node.tag = expanded
+
+    def expand(
+        self, original: str, plain: bool, path: Path, at: tuple[int, int]
+    ) -> tuple[str, str] | None:
+        """``original`` with its variables replaced, and its tag then; None, noting each
+        unset variable, when one is unset (the value stays as written)."""
         missing = [m for m in _VAR.finditer(original) if self._value(m) is None]
         for match in missing:
-            line, col = _at(node)
             name = match.group(2)
             message = f"environment variable {name} is not set (write ${{{name}:-default}})"
-            self.unset.append(Problem(self.file, line, col, message, _render(path)))
+            self.unset.append(Problem(self.file, *at, message, _render(path)))
         if missing:
             self.unknown.add(path)
-            return  # the value stays as written: what it will be is not known here
-        node.value = _VAR.sub(lambda m: self._value(m) or "", original)
+            return None  # what it will be is not known here
+        value = _VAR.sub(lambda m: self._value(m) or "", original)
         whole = _VAR.fullmatch(original)
-        plain = not node.style  # None from PyYAML's parser, "" from libyaml's
         if plain and whole and not whole.group(1):
             # A plain `timeout: ${TIMEOUT}` becomes a number, as if written in place.
-            node.tag = self.loader.resolve(ScalarNode, node.value, (True, False))
+            return value, self.loader.resolve(ScalarNode, value, (True, False))
+        return value, _STR
 
     def _value(self, match: re.Match[str]) -> str | None:
         """What ``${NAME}`` (or ``${NAME:-default}``, ``$${...}``) stands for; None when the
