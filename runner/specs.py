@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Overlap = Literal["forbid", "allow", "replace"]
@@ -82,14 +82,37 @@ class EventSpec:
     jitter: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The canonical JSON form (stored in the database, hashed for change detection)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        kind = "function" if isinstance(self.job, FunctionJob) else "command"
-        data["job"] = {"kind": kind} | {f.name: getattr(self.job, f.name) for f in fields(self.job)}
-        data["retry"] = vars(self.retry).copy()
-        data["misfire"] = vars(self.misfire).copy()
-        plain: dict[str, Any] = _plain(data)
-        return plain
+        """The canonical JSON form (stored in the database, hashed for change detection):
+        every field, the job with its ``kind``. Written out field by field, as it is built
+        for every event of a config."""
+        job = self.job
+        job_json: dict[str, Any]
+        if isinstance(job, FunctionJob):
+            job_json = {"kind": "function", "function": job.function}
+            job_json["parameters"] = _plain(job.parameters)
+        else:
+            job_json = {"kind": "command", "argv": _plain(job.argv), "env": _plain(job.env)}
+            job_json |= {"cwd": job.cwd, "shell": job.shell}
+        retry, misfire = self.retry, self.misfire
+        return {
+            "name": self.name,
+            "schedule": _plain(self.schedule),
+            "job": job_json,
+            "description": self.description,
+            "module_id": self.module_id,
+            "timeout": self.timeout,
+            "retry": {
+                "attempts": retry.attempts,
+                "delay": retry.delay,
+                "backoff": retry.backoff,
+                "max_delay": retry.max_delay,
+            },
+            "overlap": self.overlap,
+            "misfire": {"policy": misfire.policy, "grace": misfire.grace},
+            "max_executions": self.max_executions,
+            "enabled": self.enabled,
+            "jitter": self.jitter,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EventSpec:
