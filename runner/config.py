@@ -338,18 +338,33 @@ def _non_finite(file: str, parsed: Parsed) -> dict[tuple[Any, ...], Problem]:
     """NaN and the infinities, wherever they stand, by path: no field means them, and JSON
     (the database, the API) cannot hold them. JSON Schema's ``number`` admits them."""
     found: dict[tuple[Any, ...], Problem] = {}
+    for path in _non_finite_paths(parsed):
+        line, col = parsed.mark(path)
+        message = f"must be a finite number, not {_at_path(parsed.data, path)}"
+        found[path] = Problem(file, line, col, message, render_path(path))
+    return found
+
+
+def _non_finite_paths(parsed: Parsed) -> Iterable[tuple[Any, ...]]:
+    """Where NaN and the infinities stand: as the parser saw them, else searched for."""
+    if parsed.non_finite is not None:
+        yield from parsed.non_finite
+        return
     pending: list[tuple[tuple[Any, ...], Any]] = [((), parsed.data)]
     while pending:
         path, value = pending.pop()
         if isinstance(value, float) and not math.isfinite(value):
-            line, col = parsed.mark(path)
-            message = f"must be a finite number, not {value}"
-            found[path] = Problem(file, line, col, message, render_path(path))
+            yield path
         elif isinstance(value, dict):
             pending.extend(((*path, k), v) for k, v in value.items())
         elif isinstance(value, list):
             pending.extend(((*path, i), v) for i, v in enumerate(value))
-    return found
+
+
+def _at_path(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
 
 
 def _valid_fast(data: Any) -> bool:
@@ -475,6 +490,8 @@ class _Resolver:
         self.documents = documents
         self.problems: list[Problem] = []
         self.sources: dict[str, Source] = {}
+        # The problems of each schedule judged, by its declared items.
+        self._schedules: dict[Any, list[tuple[str | None, str, str]]] = {}
 
     def problem(self, where: _Where, message: str, severity: str = "error") -> None:
         self.problems.append(where.problem(message, severity))
@@ -613,32 +630,50 @@ class _Resolver:
     def _schedule(
         self, where: _Where, raw: dict[str, Any], settings: Settings
     ) -> dict[str, Any] | None:
+        """The normalised schedule, or None when it has errors; problems reported at
+        ``where``. Events that declare the same schedule are judged once."""
+        try:
+            key: Any = tuple(raw.items())
+            found = self._schedules.get(key)
+        except TypeError:  # a value that is a mapping or a list
+            key, found = None, None
+        if found is None:
+            found = self._judge_schedule(raw, settings)
+            if key is not None:
+                self._schedules[key] = found
+        for field_name, message, severity in found:
+            self.problem(where.at(field_name) if field_name else where, message, severity)
+        if any(severity == "error" for _, _, severity in found):
+            return None
         normal = dict(raw)
         normal.setdefault("timezone", settings.timezone)
-        bad_zone = not _zone_exists(normal["timezone"])
-        if bad_zone and "timezone" in raw:  # else settings.timezone is reported, once
-            self.problem(where.at("timezone"), _unknown_zone(normal["timezone"]))
-        bad_cron = "cron" in raw and (message := schedules.check_cron(raw["cron"]))
-        if bad_cron:
-            self.problem(where.at("cron"), str(message))
-        if bad_zone or bad_cron:
-            return None  # both reported: a bad zone does not hide a bad cron
-        try:
-            schedule = schedules.from_spec(normal, settings.timezone)
-        except (ValueError, OverflowError) as exc:
-            key = next(k for k in ("at", "start", "every", "cron") if k in raw)
-            self.problem(where.at(key), str(exc))
-            return None
-        self._schedule_warnings(where, schedule)
         return normal
 
-    def _schedule_warnings(self, where: _Where, schedule: schedules.Schedule) -> None:
+    def _judge_schedule(
+        self, raw: dict[str, Any], settings: Settings
+    ) -> list[tuple[str | None, str, str]]:
+        """The problems of a schedule: the field each is about (None: the schedule), its
+        message and its severity."""
+        zone = raw.get("timezone", settings.timezone)
+        found: list[tuple[str | None, str, str]] = []
+        bad_zone = not _zone_exists(zone)
+        if bad_zone and "timezone" in raw:  # else settings.timezone is reported, once
+            found.append(("timezone", _unknown_zone(zone), "error"))
+        bad_cron = "cron" in raw and (message := schedules.check_cron(raw["cron"]))
+        if bad_cron:
+            found.append(("cron", str(message), "error"))
+        if bad_zone or bad_cron:
+            return found  # both reported: a bad zone does not hide a bad cron
+        try:
+            schedule = schedules.from_spec({**raw, "timezone": zone}, settings.timezone)
+        except (ValueError, OverflowError) as exc:
+            key = next(k for k in ("at", "start", "every", "cron") if k in raw)
+            return [(key, str(exc), "error")]
         if isinstance(schedule, schedules.At) and schedule.at <= self.now:
-            self.problem(
-                where, f"at {schedule.at.isoformat()} is in the past; it will not run", "warning"
-            )
-        for note in schedules.dst_notes(schedule, self.now):
-            self.problem(where, note, "warning")
+            message = f"at {schedule.at.isoformat()} is in the past; it will not run"
+            found.append((None, message, "warning"))
+        found.extend((None, note, "warning") for note in schedules.dst_notes(schedule, self.now))
+        return found
 
     def _job(self, where: _Where, data: dict[str, Any]) -> FunctionJob | CommandJob | None:
         if "function" in data:
