@@ -206,6 +206,24 @@ def test_semantic_errors_are_all_reported(write: WriteConfig) -> None:
     assert "duplicate name 'a' (first at " in found[2]
 
 
+def test_events_sharing_a_schedule_each_get_its_problems_at_their_own_line(
+    write: WriteConfig,
+) -> None:
+    """A schedule is judged once for all the events declaring it; each is told."""
+    event = "  - name: {}\n    command: x\n    schedule: {{cron: '0 2 * * *', timezone: {}}}\n"
+    berlin = "".join(event.format(f"b{i}", "Europe/Berlin") for i in range(2))
+    nowhere = "".join(event.format(f"n{i}", "Nowhere/Land") for i in range(2))
+    found = problems(write("events:\n" + berlin + nowhere))
+    assert [(p.line, p.severity, p.path) for p in found] == [
+        *[(4, "warning", "events[0].schedule")] * 2,  # spring forward, fall back
+        *[(7, "warning", "events[1].schedule")] * 2,
+        (10, "error", "events[2].schedule.timezone"),
+        (13, "error", "events[3].schedule.timezone"),
+    ]
+    assert [p.message for p in found[:2]] == [p.message for p in found[2:4]]
+    assert found[0].message.startswith("02:00 does not exist in Europe/Berlin on 2027-03-28")
+
+
 def test_names_are_unique_across_files(tmp_path: Path, write: WriteConfig) -> None:
     write("events:\n  - {name: a, command: x, schedule: {every: 1m}}\n", "a.yaml")
     write("events:\n  - {name: a, command: y, schedule: {every: 1m}}\n", "b.yaml")
