@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -839,11 +841,14 @@ async def _settle(
 
 
 async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[str, Stored]]:
+    """Every stored event and policy. Their specs are read as JSON text and decoded only
+    when the plan reads one (an update lists its changed values): re-applying a config
+    compares hashes, and decoding thousands of specs would be most of its time."""
     event_rows = await conn.execute(
         select(
             events.c.name,
             events.c.source,
-            events.c.spec,
+            cast(events.c.spec, Text).label("spec"),
             events.c.spec_hash,
             events.c.schedule_hash,
             events.c.status,
@@ -853,19 +858,45 @@ async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[
         select(
             cleanup_configs.c.name,
             cleanup_configs.c.source,
-            cleanup_configs.c.spec,
+            cast(cleanup_configs.c.spec, Text).label("spec"),
             cleanup_configs.c.spec_hash,
         )
     )
     return (
         {
             r.name: Stored(
-                r.name, r.source, r.spec, r.spec_hash, r.schedule_hash, r.status == REMOVED
+                r.name,
+                r.source,
+                _JsonText(r.spec),
+                r.spec_hash,
+                r.schedule_hash,
+                r.status == REMOVED,
             )
             for r in event_rows
         },
-        {r.name: Stored(r.name, r.source, r.spec, r.spec_hash) for r in cleanup_rows},
+        {r.name: Stored(r.name, r.source, _JsonText(r.spec), r.spec_hash) for r in cleanup_rows},
     )
+
+
+class _JsonText(Mapping[str, Any]):
+    """A JSON object as the database returned its text, decoded when first read."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    @functools.cached_property
+    def _data(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self._text)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: datetime) -> None:
