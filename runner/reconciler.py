@@ -7,16 +7,18 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import config as configs
 from runner import notify
 from runner.clock import Clock
 from runner.errors import Conflict, RunnerError
-from runner.metrics import Metrics
 from runner.plan import Plan, diff
 from runner.specs import Config, Settings
 from runner.store.sql import Store
+
+if TYPE_CHECKING:  # prometheus_client is for a running runner, not for `runner apply`
+    from runner.metrics import Metrics
 
 log = logging.getLogger("runner.config")
 CONTESTED_WINDOW = timedelta(minutes=10)
@@ -107,7 +109,11 @@ class LiveConfig:
         self.current = current.summary()  # the declarations are in the database
         self._subscribers: list[Callable[[Settings], None]] = []
         self.error: str | None = None
-        self.metrics = metrics or Metrics()
+        if metrics is None:
+            from runner.metrics import Metrics
+
+            metrics = Metrics()
+        self.metrics = metrics
         self.runner_id = runner_id
         # What to watch: directories (a file's parent), and the file names that matter.
         self.directories = sorted(
