@@ -1,24 +1,28 @@
-"""Config → database at scale: validate, apply, re-apply and plan a config of many events.
+"""Config → database at scale: validate, apply and re-apply 10,000 events, whole processes.
 
-Generates a realistic config (cron in several zones, ``every`` with and without a start,
-one-time ``at``, commands and functions, retry and misfire blocks, jitter) split over ten
-files in a temporary directory, as a Kubernetes ConfigMap would mount it, then times:
+Two configs, written to a temporary directory:
 
-* validate          -- YAML, JSON Schema and semantic checks of every file, in this
-                       process and as ``runner validate DIR`` (whole processes, median)
-* open + migrate    -- Store.open on a fresh database
-* first apply       -- create every event and policy
-* second apply      -- the same config again: must change nothing
-* plan, 100 changed -- after editing 100 events (re-read from disk first)
-* apply, 100 changed
+* varied -- 10,000 realistic events (cron in several zones, ``every`` with and without a
+            start, one-time ``at``, commands and functions, retry and misfire blocks,
+            jitter) and 20 cleanup policies over ten files, as a Kubernetes ConfigMap
+            would mount them;
+* cron   -- the 10,000 cron events of ``bench_idle.py`` in one file (issue 11's case).
 
-on a fresh SQLite file and, with ``--pg URL``, on a scratch PostgreSQL database created
-next to the one URL names (and dropped afterwards)::
+For ``--rounds`` rounds, alternating, each a whole process as a user runs it (start-up
+and imports included): ``runner validate``, ``runner apply`` on a fresh SQLite file and
+``runner apply`` again (the no-op re-apply) of each config; and, beside them, the peer:
+APScheduler 3.11 adding the 10,000 cron jobs to its SQLAlchemyJobStore on SQLite (one
+round only with ``--peer-once``: it takes minutes). Prints every run, then the medians
+(wall and CPU seconds of the child) and the ratio to the peer.
 
-    .venv/bin/python bench/bench_config.py
-    .venv/bin/python bench/bench_config.py --pg postgresql://postgres@127.0.0.1:5432/test
-    .venv/bin/python bench/bench_config.py --events 2000 --profile
-    .venv/bin/python bench/bench_config.py --validate-only --repeat 5
+``--in-process`` times the steps inside one process instead (no start-up): validate, open
++ migrate, first apply, no-op apply, plan and apply of 100 changed events, on SQLite and,
+with ``--pg URL``, on a scratch PostgreSQL database::
+
+    bash bench/peers/setup.sh && .venv/bin/python bench/bench_config.py
+    .venv/bin/python bench/bench_config.py --rounds 5 --no-peer
+    .venv/bin/python bench/bench_config.py --in-process --pg postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench_config.py --in-process --events 2000 --profile
 """
 
 from __future__ import annotations
@@ -26,14 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
 import random
 import resource
 import secrets
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -44,6 +45,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import yaml
+from common import APS3, PEERS, RUNNER, clean_environment, machine, median, table
 from sqlalchemy.engine import make_url
 
 from runner import config as configs
@@ -207,7 +209,7 @@ async def with_scratch_pg(url: str, work: Callable[[str], Awaitable[T]]) -> T:
         await conn.close()
 
 
-def table(columns: dict[str, dict[str, Figure]]) -> str:
+def table_of_steps(columns: dict[str, dict[str, Figure]]) -> str:
     """Wall-clock seconds, and in brackets this process's CPU seconds (the database server's
     own work is not in them): on a busy machine the CPU figure is the steadier one."""
     steps = list(next(iter(columns.values())))
@@ -225,74 +227,124 @@ def table(columns: dict[str, dict[str, Figure]]) -> str:
     return "\n".join(lines)
 
 
-def whole_process(directory: Path, repeat: int) -> list[Figure]:
-    """``runner validate DIR`` as a user runs it, ``repeat`` times: wall and CPU seconds
-    (user + system of the child) of each run, start-up and imports included."""
-    runner = Path(sys.executable).with_name("runner")
-    env = {**os.environ, **ENVIRON}
-    figures = []
-    for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        done = subprocess.run(
-            [str(runner), "validate", str(directory)], env=env, capture_output=True
-        )
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        assert done.returncode == 0, done.stdout + done.stderr
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        figures.append((wall, cpu))
-    return figures
+def write_cron_config(directory: Path, count: int) -> None:
+    """The config of ``bench_idle.py``: ``count`` cron events a day away, one file."""
+    lines = ["settings:", "  check_interval: 1", "events:"]
+    for i in range(count):
+        lines += [
+            f"  - name: idle-{i:05d}",
+            "    function: benchjobs:noop",
+            '    schedule: {cron: "0 3 * * *", timezone: Pacific/Kiritimati}',
+        ]
+    (directory / "scheduler.yaml").write_text("\n".join(lines) + "\n")
 
 
-def print_whole_process(figures: list[Figure]) -> None:
-    walls = " ".join(f"{w:.2f}" for w, _ in figures)
-    wall = statistics.median(w for w, _ in figures)
-    cpu = statistics.median(c for _, c in figures)
+def child(argv: list[str], cwd: Path) -> Figure:
+    """Run ``argv`` to completion: wall and CPU seconds (user + system) of the child."""
+    env = {**clean_environment(), **ENVIRON}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def runner_round(name: str, config: Path, work: Path) -> dict[str, Figure]:
+    """validate, first apply on a fresh SQLite file, and the no-op re-apply of ``config``."""
+    database = work / f"{name}.db"
+    for stale in work.glob(f"{name}.db*"):
+        stale.unlink()
+    db = ["--db", f"sqlite:///{database}"]
+    return {
+        f"runner validate, {name}": child([str(RUNNER), "validate", str(config)], work),
+        f"runner apply, {name}": child([str(RUNNER), "apply", "--config", str(config), *db], work),
+        f"runner re-apply (no-op), {name}": child(
+            [str(RUNNER), "apply", "--config", str(config), *db], work
+        ),
+    }
+
+
+def peer_round(count: int, work: Path) -> dict[str, Figure]:
+    database = work / "peer.db"
+    database.unlink(missing_ok=True)
+    argv = [str(APS3), str(PEERS / "aps3_config.py"), str(count), str(database)]
+    return {"APScheduler 3.11 add, cron": child(argv, work)}
+
+
+def whole_processes(args: argparse.Namespace, root: Path) -> None:
+    configs_written = {"varied": root / "varied", "cron": root / "cron"}
+    for directory in configs_written.values():
+        directory.mkdir()
+    write_config(configs_written["varied"], args.events)
+    write_cron_config(configs_written["cron"], args.events)
+    peer = args.peer and APS3.exists()
+    print(f"# config of {args.events} events, {args.rounds} rounds; {machine()}", flush=True)
+    if args.peer and not peer:
+        print(f"# {APS3} is missing (bench/peers/setup.sh): no peer this run")
+    figures: dict[str, list[Figure]] = {}
+    for round_ in range(args.rounds):
+        found: dict[str, Figure] = {}
+        for name, directory in configs_written.items():
+            found |= runner_round(name, directory, root)
+        if peer and (round_ == 0 or not args.peer_once):
+            found |= peer_round(args.events, root)
+        for step, (wall, cpu) in found.items():
+            figures.setdefault(step, []).append((wall, cpu))
+            print(f"round {round_ + 1}: {step}: {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+    peer_wall = median([w for w, _ in figures.get("APScheduler 3.11 add, cron", [])])
+    rows = []
+    for step, values in figures.items():
+        wall = median([w for w, _ in values])
+        ratio = f"{peer_wall / wall:.1f}x" if "apply, cron" in step and peer else ""
+        rows.append([step, f"{wall:.2f}", f"{median([c for _, c in values]):.2f}", ratio])
+    print(table(["step", "wall s (median)", "CPU s (median)", "APScheduler 3 / this"], rows))
+
+
+def in_process(args: argparse.Namespace, tmp: str) -> None:
+    directory = Path(tmp) / "config"
+    directory.mkdir()
+    write_config(directory, args.events)
+    validated: dict[str, Figure] = {}
+    with timed(validated, "validate (no database)"):
+        report = configs.validate([directory], ENVIRON, NOW)
+    assert report.config is not None, [p.render() for p in report.errors[:5]]
     print(
-        f"runner validate as a process, {len(figures)} runs: median {wall:.3f} s wall, "
-        f"{cpu:.3f} s CPU (runs: {walls} s); load average {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} CPUs (under load, wall is an upper bound)"
+        f"{len(report.config.events)} events, {len(report.config.cleanups)} cleanup "
+        f"policies in {FILES} files ({sum(p.stat().st_size for p in directory.iterdir()):,}"
+        f" bytes); {len(report.warnings)} warnings"
     )
+    sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+    columns = {
+        "sqlite": validated
+        | asyncio.run(bench_database(sqlite_url, directory, args.events, args.profile))
+    }
+    if args.pg:
+        pg = asyncio.run(
+            with_scratch_pg(args.pg, lambda url: bench_database(url, directory, args.events))
+        )
+        columns["postgresql"] = validated | pg
+    print(table_of_steps(columns))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=10_000, help="how many (default 10000)")
-    parser.add_argument("--pg", metavar="URL", help="also bench PostgreSQL (server admin URL)")
+    parser.add_argument("--rounds", type=int, default=3, help="whole-process rounds (3)")
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help="runner only")
+    parser.add_argument("--peer-once", action="store_true", help="the peer in round 1 only")
+    parser.add_argument("--in-process", action="store_true", help="steps in this process")
+    parser.add_argument("--pg", metavar="URL", help="with --in-process: PostgreSQL too")
     parser.add_argument("--profile", action="store_true", help="cProfile the first apply")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of `runner validate` (5)")
-    parser.add_argument("--validate-only", action="store_true", help="no database steps")
     args = parser.parse_args()
-
     with tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp:
-        directory = Path(tmp) / "config"
-        directory.mkdir()
-        write_config(directory, args.events)
-        validated: dict[str, Figure] = {}
-        with timed(validated, "validate (no database)"):
-            report = configs.validate([directory], ENVIRON, NOW)
-        assert report.config is not None, [p.render() for p in report.errors[:5]]
-        print(
-            f"{len(report.config.events)} events, {len(report.config.cleanups)} cleanup "
-            f"policies in {FILES} files ({sum(p.stat().st_size for p in directory.iterdir()):,}"
-            f" bytes); {len(report.warnings)} warnings"
-        )
-        print_whole_process(whole_process(directory, args.repeat))
-        if args.validate_only:
-            return
-
-        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        columns = {
-            "sqlite": validated
-            | asyncio.run(bench_database(sqlite_url, directory, args.events, args.profile))
-        }
-        if args.pg:
-            pg = asyncio.run(
-                with_scratch_pg(args.pg, lambda url: bench_database(url, directory, args.events))
-            )
-            columns["postgresql"] = validated | pg
-    print(table(columns))
+        if args.in_process:
+            in_process(args, tmp)
+        else:
+            whole_processes(args, Path(tmp))
 
 
 if __name__ == "__main__":
