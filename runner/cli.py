@@ -221,9 +221,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         result = _with_store(
             args, config, lambda store: reconciler.apply(store, config, _now(), args.allow_empty)
         )
-    for change in result.changes:
-        print(change.render())
-    print(result.summary().replace("Plan:", "Applied:") + f" Revision {config.revision[:12]}.")
+    summary = result.summary().replace("Plan:", "Applied:") + f" Revision {config.revision[:12]}."
+    print("\n".join([*(change.render() for change in result.changes), summary]))  # one write
     return EXIT_OK
 
 

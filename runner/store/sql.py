@@ -906,6 +906,7 @@ async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: dat
         **{("event", e.name): e for e in config.events},
         **{("cleanup", c.name): c for c in config.cleanups},
     }
+    first_fire = _first_fires()
     created: dict[Table, list[dict[str, Any]]] = defaultdict(list)
     updated: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = defaultdict(list)
     gone: dict[Table, list[str]] = defaultdict(list)
@@ -915,12 +916,13 @@ async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: dat
         if spec is None:
             gone[table].append(change.name)
         elif change.action == "create" and not change.revive:
-            created[table].append(_row(spec, config.revision, now) | _runtime(spec, now, True))
+            row = _row(spec, config.revision, now) | _runtime(spec, now, True, first_fire)
+            created[table].append(row)
         else:
             row = _row(spec, config.revision, now)
             del row["created_at"], row["source"]
             if change.reschedule or change.revive:
-                row |= _runtime(spec, now, False) | {"retry_at": None}
+                row |= _runtime(spec, now, False, first_fire) | {"retry_at": None}
             updated[(table, frozenset(row))].append(row)
     # In batches: between them the event loop runs (and the batches' parameters fit).
     for (table, columns), rows in updated.items():
@@ -936,6 +938,22 @@ async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: dat
     for table, new in created.items():
         for rows in _batches(new):
             await conn.execute(insert(table), rows)
+
+
+def _first_fires() -> Callable[[EventSpec, datetime], datetime | None]:
+    """:func:`occurrences.first_fire`, computed once per schedule for events without
+    jitter: a large config declares the same schedule many times."""
+    found: dict[tuple[str, datetime], datetime | None] = {}
+
+    def first_fire(spec: EventSpec, now: datetime) -> datetime | None:
+        if spec.jitter:  # the offset depends on the name
+            return occurrences.first_fire(spec, now)
+        key = (spec.schedule_hash, now)
+        if key not in found:
+            found[key] = occurrences.first_fire(spec, now)
+        return found[key]
+
+    return first_fire
 
 
 def _batches(items: list[T], size: int = 500) -> Iterator[list[T]]:
@@ -967,14 +985,16 @@ def _row(spec: EventSpec | CleanupSpec, revision: str, now: datetime) -> dict[st
     return _event_row(spec, revision, now)
 
 
-def _runtime(spec: EventSpec | CleanupSpec, now: datetime, reset_counters: bool) -> dict[str, Any]:
+def _runtime(
+    spec: EventSpec | CleanupSpec,
+    now: datetime,
+    reset_counters: bool,
+    first_fire: Callable[[EventSpec, datetime], datetime | None] = occurrences.first_fire,
+) -> dict[str, Any]:
     """Runtime columns for a new event, or for one whose schedule moved."""
     if isinstance(spec, CleanupSpec):
         return {}
-    values: dict[str, Any] = {
-        "status": "active",
-        "next_execution": occurrences.first_fire(spec, now),
-    }
+    values: dict[str, Any] = {"status": "active", "next_execution": first_fire(spec, now)}
     if reset_counters:
         values |= {"paused": False, "execution_count": 0, "failure_count": 0}
     return values
