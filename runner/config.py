@@ -689,7 +689,7 @@ class _Resolver:
             argv = (command,)
         else:
             try:
-                argv = tuple(shlex.split(command))
+                argv = tuple(_split(command))
             except ValueError as exc:
                 self.problem(where.at("command"), f"cannot split command: {exc}")
                 return None
@@ -737,6 +737,14 @@ class _Resolver:
             )
             self.problem(where, message, "warning")
         return spec
+
+
+def _split(command: str) -> list[str]:
+    """:func:`shlex.split`; a command of plain words (printable ASCII, no quote, no
+    backslash: nothing shlex reads specially) is split on its spaces, as shlex would."""
+    if command.isascii() and command.isprintable() and not any(c in command for c in "'\"\\"):
+        return command.split()
+    return shlex.split(command)
 
 
 def _zone_exists(name: str) -> bool:

@@ -279,9 +279,12 @@ class Config:
         return replace(self, events=(), cleanups=(), sources={})
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Tuples to lists and mappings to dicts, recursively, so JSON round-trips compare equal."""
-    if isinstance(value, str | int | float | None):  # most values: checked before the ABC
+    if type(value) in _LEAVES:  # most values: the exact type is the quickest test
         return value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shlex
+import string
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner import config as configs
 from runner.errors import ConfigError, Problem
@@ -361,6 +365,20 @@ def test_command_strings_are_split_like_a_shell(write: WriteConfig) -> None:
     a, b = load(path).events
     assert a.job == CommandJob(argv=("tar", "-czf", "/backups/my file.tgz", "/data"))
     assert b.job == CommandJob(argv=("echo $HOME | wc",), shell=True)
+
+
+@given(st.text(alphabet=string.printable + "\u00a0\u2003äß", max_size=40))
+@settings(max_examples=500, deadline=None, database=None)
+def test_any_command_string_is_split_as_shlex_splits_it(command: str) -> None:
+    try:
+        expected: list[str] | str = shlex.split(command)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        found: list[str] | str = configs._split(command)
+    except ValueError as exc:
+        found = str(exc)
+    assert found == expected
 
 
 def test_unbalanced_quotes_in_a_command(write: WriteConfig) -> None:
