@@ -1,7 +1,5 @@
 """``python -m runner``: the same program as the ``runner`` command."""
 
-import sys
+from runner.cli import run
 
-from runner.cli import main
-
-sys.exit(main())
+run()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from runner.errors import ConfigError, NotFound, RunnerError
 
@@ -23,6 +24,16 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES = 0, 1, 2
 T = TypeVar("T")
+
+
+def run() -> NoReturn:
+    """The ``runner`` program: :func:`main`, then exit with its status."""
+    status = main()
+    # Tearing the interpreter down searches what is left of the heap for cycles again,
+    # several times: a fifth of a second after applying 10k events. The process ends;
+    # its objects are freed as usual, only not searched.
+    gc.freeze()
+    sys.exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
