@@ -18,10 +18,13 @@ Overlap = Literal["forbid", "allow", "replace"]
 MisfireMode = Literal["coalesce", "skip", "all"]
 
 
+# json.dumps with these options, made once (dumps makes an encoder at every call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(value: Any) -> str:
     """A stable SHA-256 over the canonical JSON of ``value``."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
