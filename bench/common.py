@@ -9,6 +9,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -87,12 +88,26 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def machine() -> str:
-    """One line naming the machine, Python and the load when the bench ran."""
+    """One line naming the machine, Python, the load when the bench ran, and how fast
+    this process runs a fixed pure-Python loop (a figure to compare runs across days:
+    the same machine kind has measured 2-3x apart)."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"load average {load} at start"
+        f"load average {load} at start, {_loop_speed():.0f}M loop steps/s"
     )
+
+
+def _loop_speed(steps: int = 2_000_000) -> float:
+    """Millions of ``total += i`` steps a second, best of three."""
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        total = 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.perf_counter() - began)
+    return steps / best / 1e6
 
 
 def require_peer(python: Path) -> None:
