@@ -410,6 +410,13 @@ class RunnerProcess:
             conn.row_factory = sqlite3.Row
             yield conn
 
+    def recorded_process_groups(self) -> int:
+        """How many running commands have their process group recorded (what the next
+        runner stops if this one dies)."""
+        with self._db() as conn:
+            query = "SELECT count(*) FROM scheduler_state WHERE key LIKE 'process:%'"
+            return int(conn.execute(query).fetchone()[0])
+
     def executions(self, event: str | None = None) -> list[Execution]:
         """Execution records from the SQLite file, oldest first."""
         if not self.db_path.exists():

@@ -756,6 +756,9 @@ def test_a_killed_runners_job_group_is_stopped_before_its_retry(runner: RunnerPr
         runner.start()
         wait_for(lambda: read_pids(child_pid), timeout=20, what="the job and its child")
         (leader,), (child,) = read_pids(leader_pid), read_pids(child_pid)
+        # The group is recorded just after the spawn; a kill before that write commits
+        # is the one window in which an orphan cannot be found (docs/operations.md, SIGKILL).
+        wait_for(runner.recorded_process_groups, timeout=10, what="the group recorded")
         runner.kill()
         # The kernel kills the leader with the runner; its child outlives both, for now.
         wait_for(lambda: not is_running(leader), timeout=10, what="the leader to die")
