@@ -45,7 +45,16 @@ from typing import Any, TypeVar
 
 import asyncpg
 import yaml
-from common import APS3, PEERS, RUNNER, clean_environment, machine, median, table
+from common import (
+    APS3,
+    PEERS,
+    RUNNER,
+    clean_environment,
+    machine,
+    median,
+    table,
+    write_cron_config,
+)
 from sqlalchemy.engine import make_url
 
 from runner import config as configs
@@ -225,18 +234,6 @@ def table_of_steps(columns: dict[str, dict[str, Figure]]) -> str:
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cells)))
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def write_cron_config(directory: Path, count: int) -> None:
-    """The config of ``bench_idle.py``: ``count`` cron events a day away, one file."""
-    lines = ["settings:", "  check_interval: 1", "events:"]
-    for i in range(count):
-        lines += [
-            f"  - name: idle-{i:05d}",
-            "    function: benchjobs:noop",
-            '    schedule: {cron: "0 3 * * *", timezone: Pacific/Kiritimati}',
-        ]
-    (directory / "scheduler.yaml").write_text("\n".join(lines) + "\n")
 
 
 def child(argv: list[str], cwd: Path) -> Figure:

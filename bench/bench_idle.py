@@ -19,7 +19,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import APS3, PEERS, RUNNER, machine, median, require_peer, run, spawned, table
+from common import (
+    APS3,
+    PEERS,
+    RUNNER,
+    machine,
+    median,
+    require_peer,
+    run,
+    spawned,
+    table,
+    write_cron_config,
+)
 
 FLOOR = (
     "import asyncio\n"
@@ -65,15 +76,7 @@ def measure(
 
 def runner_idle(events: int, workdir: Path, window: float) -> tuple[float, float, float]:
     directory = Path(tempfile.mkdtemp(dir=workdir))
-    lines = ["settings:", "  database: sqlite:///runner.db", "  check_interval: 1", "events:"]
-    for i in range(events):
-        lines += [
-            f"  - name: idle-{i:05d}",
-            "    function: benchjobs:noop",
-            '    schedule: {cron: "0 3 * * *", timezone: Pacific/Kiritimati}',
-        ]
-    (directory / "scheduler.yaml").write_text("\n".join(lines) + "\n")
-    (directory / "benchjobs.py").write_text("async def noop():\n    return None\n")
+    write_cron_config(directory, events)
     run([str(RUNNER), "apply"], directory)
     argv = [str(RUNNER), "run", "--log-format", "json"]
     return measure(argv, directory, lambda log: '"runner started"' in log.read_text(), window)

@@ -110,6 +110,20 @@ def _loop_speed(steps: int = 2_000_000) -> float:
     return steps / best / 1e6
 
 
+def write_cron_config(directory: Path, count: int) -> None:
+    """The idle scenario's config in ``directory``: ``count`` cron events a day away
+    (03:00 in Pacific/Kiritimati) calling ``benchjobs:noop``, in one file, with the module."""
+    lines = ["settings:", "  database: sqlite:///runner.db", "  check_interval: 1", "events:"]
+    for i in range(count):
+        lines += [
+            f"  - name: idle-{i:05d}",
+            "    function: benchjobs:noop",
+            '    schedule: {cron: "0 3 * * *", timezone: Pacific/Kiritimati}',
+        ]
+    (directory / "scheduler.yaml").write_text("\n".join(lines) + "\n")
+    (directory / "benchjobs.py").write_text("async def noop():\n    return None\n")
+
+
 def require_peer(python: Path) -> None:
     if not python.exists():
         sys.exit(f"{python} is missing: run bench/peers/setup.sh first")
