@@ -34,7 +34,6 @@ from sqlalchemy import (
     literal,
     select,
     text,
-    type_coerce,
     union_all,
     update,
 )
@@ -1280,7 +1279,7 @@ _DUE_ROWS = (
                 "triggered_at",
             )
         ),
-        type_coerce(events.c.spec, Text()).label("spec"),
+        cast(events.c.spec, Text).label("spec"),
     )
     .where(events.c.id.in_(_due_ids()))
     .order_by(events.c.next_execution)
