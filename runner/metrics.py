@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 
@@ -12,8 +16,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._children: dict[tuple[str, ...], Counter] = {}
+        # Counts by event wait here until someone reads the registry (see _flush).
+        self._ran: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._seconds: defaultdict[str, float] = defaultdict(float)
         r = self.registry
+        r.register(_Flush(self))  # first: whoever collects the registry sees every count
         self.executions = Counter(
             "runner_executions",
             "Occurrences by event and outcome.",
@@ -64,23 +71,37 @@ class Metrics:
 
     def count(self, event: str, outcome: str) -> None:
         """One more occurrence of ``event`` with ``outcome``."""
-        self._child(self.executions, event, outcome).inc()
+        self._ran[event, outcome] += 1
 
     def ran(self, event: str, outcome: str, seconds: float) -> None:
         """A run of ``event`` ended with ``outcome`` after ``seconds``."""
-        self._child(self.executions, event, outcome).inc()
-        self._child(self.run_seconds, event).inc(seconds)
+        self._ran[event, outcome] += 1
+        self._seconds[event] += seconds
         self.duration.observe(seconds)
 
-    def _child(self, metric: Counter, *labels: str) -> Counter:
-        """``metric.labels(*labels)``, looked up once: labels() validates and locks on every
-        call, which shows in a burst of thousands of runs."""
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def _flush(self) -> None:
+        """Add the counts by event to their labelled series. A burst of 10k distinct
+        events would otherwise make (and lock) two labelled children per run, in the
+        loop; here they are made when the metrics are read, once per event."""
+        ran, self._ran = self._ran, defaultdict(int)
+        seconds, self._seconds = self._seconds, defaultdict(float)
+        for (event, outcome), n in ran.items():
+            self.executions.labels(event, outcome).inc(n)
+        for event, total in seconds.items():
+            self.run_seconds.labels(event).inc(total)
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+class _Flush:
+    """A collector of no series of its own: collecting the registry flushes the counts
+    that :class:`Metrics` keeps aside first."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        self._metrics._flush()
+        return iter(())
