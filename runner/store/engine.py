@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from runner.errors import StoreError
+from runner.store import fresh
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -162,8 +163,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def _upgrade_to_head(connection: Connection) -> None:
     """Upgrade with Alembic, imported only when the schema is not at :func:`head` already
-    (the usual start), which saves its import time and memory."""
-    if _current(connection) == head():
+    (the usual start) and the database is not a new SQLite file (which gets the recorded
+    schema, :mod:`runner.store.fresh`): that saves its import time and memory."""
+    current = _current(connection)
+    if current == head():
+        return
+    if current is None and fresh.create(connection, head()):
         return
     from alembic import command
     from alembic.util import CommandError

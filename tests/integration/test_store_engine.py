@@ -10,15 +10,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import create_engine as sync_engine
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from runner.errors import StoreError
-from runner.store import tables
+from runner.store import fresh, tables
 from runner.store.engine import (
     alembic_config,
     async_url,
@@ -209,6 +211,67 @@ async def test_sqlite_concurrent_writers_wait_for_each_other(sqlite_url: str) ->
 async def test_missing_sqlite_directory_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         create_engine(f"sqlite:///{tmp_path / 'missing' / 'runner.db'}")
+
+
+def sqlite_structure(conn: Connection) -> dict[str, Any]:
+    """An SQLite schema as what it means: each table's columns in order, and as sets the
+    lines of its CREATE statement (columns, keys, references), its indexes and their
+    columns. Sets, because Alembic's batch migrations write those in no fixed order."""
+    found: dict[str, Any] = {}
+    for kind, name, sql in conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master"):
+        if kind == "index":
+            if sql is None:  # made by a UNIQUE or PRIMARY KEY: see the table's lines
+                continue
+            found[name] = (
+                sql,
+                [tuple(r) for r in conn.exec_driver_sql(f'PRAGMA index_xinfo("{name}")')],
+            )
+            continue
+        columns = [tuple(r) for r in conn.exec_driver_sql(f'PRAGMA table_xinfo("{name}")')]
+        lines = {line.strip().rstrip(",") for line in sql.splitlines()}
+        found[name] = (kind, columns, lines)
+    return found
+
+
+async def test_a_new_sqlite_file_gets_the_schema_alembic_makes(tmp_path: Path) -> None:
+    # migrate() gives a database without tables the recorded schema (runner.store.fresh)
+    # instead of running every migration: it must be what the migrations make.
+    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        await migrate(engine)
+        async with read_transaction(engine) as conn:
+            created = await conn.run_sync(sqlite_structure)
+            assert await conn.run_sync(schema_diff) == []
+            current = await conn.run_sync(
+                lambda c: MigrationContext.configure(c).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+    assert current == HEAD
+    migrated = sync_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    try:
+        with migrated.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+            assert sqlite_structure(conn) == created
+    finally:
+        migrated.dispose()
+
+
+def test_the_recorded_sqlite_schema_is_at_head() -> None:
+    assert fresh.record()["revision"] == HEAD, (
+        "a migration was added: record its schema with `python -m runner.store.fresh`"
+    )
+
+
+async def test_a_recorded_sqlite_file_is_at_head_for_alembic(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        await migrate(engine)
+        async with write_transaction(engine) as conn:
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+        assert await current_revisions(engine) == [HEAD]
+    finally:
+        await engine.dispose()
 
 
 async def test_in_memory_sqlite_migrates() -> None:
