@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import os
+import sqlite3
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ from runner.results import (
 )
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
+from runner.store.hot import Hot
 from runner.store.tables import (
     UTCDateTime,
     cleanup_configs,
@@ -205,6 +207,8 @@ class Store:
         self._seen: tuple[tuple[int, int, int] | None, ...] = ()
         self._watch: notify.Watch | None = None  # inotify on the SQLite file's directory
         self._written = False  # what the watch heard since changed() was last asked
+        # SQLite: the claim's and the finish's statements, sent through the driver itself.
+        self._hot = _HotStatements(engine.dialect) if engine.dialect.name == "sqlite" else None
 
     @property
     def shared(self) -> bool:
@@ -302,8 +306,8 @@ class Store:
         try:
             async with turn, engines.write_transaction(self.engine) as conn:
                 yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            if isinstance(exc, OperationalError | InterfaceError | OSError):
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:  # the last: hot statements
+            if isinstance(exc, _WRITE_FAILED):
                 self.write_error = f"database write failed: {exc}"  # not a refused value
             raise StoreError(f"database write failed: {exc}") from exc
         self.write_error = None
@@ -474,21 +478,18 @@ class Store:
         due_by = due_by or now
         if not limit:
             return Claim([], [], await self.next_due())
-        query = _DUE_ROWS.limit(limit)
-        if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
         async with self._write() as conn:
-            rows = (await conn.execute(query, {"due_by": due_by})).all()
+            rows = await self._due_rows(conn, due_by, limit)
             if not rows:
-                return Claim([], [], _earliest_due(await conn.execute(_NEXT_DUE)))
+                return Claim([], [], await self._next_due_in(conn))
             running = await _running_counts(conn, [row.id for row in rows])
             decided = [
                 (row, event, decide(event, due_by))
                 for row in rows
                 for event in (self._to_due(row, running),)
             ]
-            await conn.execute(
-                _SET_DECISION, [_decision_values(row, d, now) for row, _, d in decided]
+            await self._many(
+                conn, _SET_DECISION, [_decision_values(row, d, now) for row, _, d in decided]
             )
             records = [
                 (event, decision, r) for _, event, decision in decided for r in decision.records
@@ -500,7 +501,7 @@ class Store:
                     _execution_row(event.id, record, now, runner_id, revision, lease_until)
                     for event, _, record in records
                 ]
-                ids = await _insert_executions(conn, rows_out)
+                ids = await self._insert_executions(conn, rows_out)
                 started = [
                     Started(
                         ids[event.id, record.scheduled_time, record.attempt],
@@ -511,8 +512,44 @@ class Store:
                     for event, decision, record in records
                     if record.outcome == "running"
                 ]
-            next_due = _earliest_due(await conn.execute(_NEXT_DUE))
+            next_due = await self._next_due_in(conn)
         return Claim([(event, decision) for _, event, decision in decided], started, next_due)
+
+    async def _due_rows(self, conn: AsyncConnection, due_by: datetime, limit: int) -> list[Any]:
+        """Up to ``limit`` due events, locked for this claim (see :meth:`start_due`)."""
+        if self._hot is not None:
+            return await self._hot.due.rows(conn, {"due_by": due_by, "b_limit": limit})
+        query = _DUE_ROWS.limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list((await conn.execute(query, {"due_by": due_by})).all())
+
+    async def _next_due_in(self, conn: AsyncConnection) -> datetime | None:
+        if self._hot is not None:
+            (row,) = await self._hot.next_due.rows(conn, {})
+            return _earliest_due_of(row)
+        return _earliest_due(await conn.execute(_NEXT_DUE))
+
+    async def _many(
+        self, conn: AsyncConnection, statement: Any, values: Sequence[dict[str, Any]]
+    ) -> None:
+        """``statement`` once per parameter set: one executemany."""
+        if self._hot is not None:
+            await self._hot.of[statement].many(conn, values)
+        elif values:
+            await conn.execute(statement, values)
+
+    async def _insert_executions(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> dict[tuple[int, datetime, int], int]:
+        """Insert execution records (SQLAlchemy sends them as a few multi-row INSERTs, so
+        do the hot statements); their ids by occurrence (event id, scheduled time,
+        attempt), which is unique, so the order RETURNING gives them in does not matter."""
+        if self._hot is not None:
+            returned: Any = await self._hot.insert.insert(conn, rows)
+        else:
+            returned = await conn.execute(_INSERT_EXECUTIONS, rows)
+        return {(r.event_id, r.scheduled_time, r.attempt): r.id for r in returned}
 
     def _to_due(self, row: Any, running: dict[int, int]) -> DueEvent:
         return DueEvent(
@@ -567,7 +604,8 @@ class Store:
             if not runs:
                 return set()
             ended = [by_id[run.id] for run in runs]
-            await conn.execute(
+            await self._many(
+                conn,
                 _SET_FINISHED,
                 [
                     _finished_values(f.execution_id, f.result, f.started_at, f.ended_at)
@@ -575,7 +613,8 @@ class Store:
                 ],
             )
             settled = zip(runs, ended, strict=True)
-            await _settle(conn, [(run, f.spec, f.result, f.ended_at) for run, f in settled])
+            runs_ended = [(run, f.spec, f.result, f.ended_at) for run, f in settled]
+            await self._many(conn, _SETTLE, _settle_values(runs_ended))
             # The runs' process groups, if any were recorded (commands only), ended with them.
             processes = [
                 f"{PROCESS_STATE}{run.id}"
@@ -639,7 +678,11 @@ class Store:
             )
             specs = [self._spec(row.spec_hash, row.spec) for row in rows]
             settled = zip(rows, specs, stopped_results, strict=True)
-            await _settle(conn, [(row, spec, result, now) for row, spec, result in settled])
+            await self._many(
+                conn,
+                _SETTLE,
+                _settle_values([(row, spec, result, now) for row, spec, result in settled]),
+            )
             return len(rows)
 
     async def next_due(self) -> datetime | None:
@@ -812,12 +855,12 @@ def _identity(path: str) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
-async def _settle(
-    conn: AsyncConnection, runs: Sequence[tuple[Any, EventSpec, JobResult, datetime]]
-) -> None:
-    """Update the events of ended runs (each: the run's event_id, attempt and
-    scheduled_time; its spec, result and end) in one executemany, in order: a retry, or
-    the event's end when nothing more is to come. The run's error is the event's
+def _settle_values(
+    runs: Sequence[tuple[Any, EventSpec, JobResult, datetime]],
+) -> list[dict[str, Any]]:
+    """The parameters of :data:`_SETTLE` for the events of ended runs (each: the run's
+    event_id, attempt and scheduled_time; its spec, result and end): a retry, or the
+    event's end when nothing more is to come. The run's error is the event's
     ``last_error`` (none after a success)."""
     values = []
     for run, spec, ended, ended_at in runs:
@@ -836,7 +879,7 @@ async def _settle(
                 "b_now": ended_at,
             }
         )
-    await conn.execute(_SETTLE, values)
+    return values
 
 
 async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[str, Stored]]:
@@ -1138,16 +1181,6 @@ def _decision_values(row: Any, decision: Decision, now: datetime) -> dict[str, A
     }
 
 
-async def _insert_executions(
-    conn: AsyncConnection, rows: list[dict[str, Any]]
-) -> dict[tuple[int, datetime, int], int]:
-    """Insert execution records in one executemany (SQLAlchemy sends it as a few
-    multi-row INSERTs); their ids by occurrence (event id, scheduled time, attempt), which
-    is unique, so the order RETURNING gives them in does not matter."""
-    returned = await conn.execute(_INSERT_EXECUTIONS, rows)
-    return {(r.event_id, r.scheduled_time, r.attempt): r.id for r in returned}
-
-
 def _stopped(runner_id: str | None) -> JobResult:
     """How a run left ``running`` by a runner that died is recorded."""
     return JobResult(
@@ -1249,7 +1282,11 @@ def _signature(path: str) -> tuple[int, int, int] | None:
 
 
 def _earliest_due(result: Any) -> datetime | None:
-    times = [t for t in result.one() if t is not None]
+    return _earliest_due_of(result.one())
+
+
+def _earliest_due_of(row: Sequence[datetime | None]) -> datetime | None:
+    times = [t for t in row if t is not None]
     return min(times) if times else None
 
 
@@ -1344,3 +1381,38 @@ _SETTLE = (
         updated_at=_param("now", events.c.updated_at),
     )
 )
+
+_WRITE_FAILED = (OperationalError, InterfaceError, OSError, sqlite3.OperationalError)
+# The columns of an execution record as a claim writes it (see _execution_row).
+_CLAIMED_COLUMNS = (
+    "event_id",
+    "scheduled_time",
+    "attempt",
+    "trigger",
+    "outcome",
+    "success",
+    "started_at",
+    "finished_at",
+    "error",
+    "runner_id",
+    "config_revision",
+    "trace_session_id",
+    "lease_until",
+    "created_at",
+)
+
+
+class _HotStatements:
+    """The claim's and the finish's statements compiled for SQLite (see runner.store.hot)."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.due = Hot(_DUE_ROWS.limit(bindparam("b_limit")), dialect)
+        self.next_due = Hot(_NEXT_DUE, dialect)
+        claimed = {
+            executions.c[k]: bindparam(k, type_=executions.c[k].type) for k in _CLAIMED_COLUMNS
+        }
+        self.insert = Hot(
+            insert(executions).values(claimed).returning(*_INSERT_EXECUTIONS.exported_columns),
+            dialect,
+        )
+        self.of = {s: Hot(s, dialect) for s in (_SET_DECISION, _SET_FINISHED, _SETTLE)}

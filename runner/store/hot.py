@@ -1,0 +1,121 @@
+"""The hot path's statements on SQLite, sent through the driver itself.
+
+A burst claims and finishes thousands of runs a second, each a row in several
+executemany statements. SQLAlchemy builds a parameter dict per row and runs its type
+processors through several layers, and every statement is a few round trips to the
+driver's thread. Here each statement is compiled once, by SQLAlchemy, for the engine's
+dialect; its rows are bound as tuples through the same type processors SQLAlchemy would
+use (the same stored values), and it runs as one call to aiosqlite inside the
+connection's current transaction, which SQLAlchemy still begins, commits and rolls back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
+
+Processor = Callable[[Any], Any] | None
+# The most host parameters one statement may have: SQLite's default since 3.32, before it 999.
+MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+class Hot:
+    """One statement compiled for ``dialect``, run with :meth:`many` (executemany),
+    :meth:`rows` (one statement, its rows) or :meth:`insert` (rows, RETURNING)."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        # Lists (``IN``, ``NOT IN``) expanded to one placeholder per element, and the
+        # statement's own literals as defaults; the values to be given are None here.
+        given = {bind.key: None for bind in compiled.binds.values() if bind.required}
+        expanded = compiled.construct_expanded_state(given)
+        assert expanded.positiontup is not None, "the dialect binds by position"
+        self.sql = expanded.statement
+        binds = compiled.binds
+        self._binds = [
+            (name, expanded.parameters.get(name), _bind(_bind_type(binds, name), dialect))
+            for name in expanded.positiontup
+        ]
+        columns = _returned(statement)
+        # Rows with the columns as attributes, as SQLAlchemy's (unnamed ones: _0, _1, ...).
+        self._row: Any = namedtuple("Row", [name for name, _ in columns], rename=True)  # type: ignore[misc]
+        self._results = [_result(type_, dialect) for _, type_ in columns]
+
+    def bound(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        """``values`` (by bind name; the statement's own literals where absent) as the
+        driver's parameter tuple."""
+        return tuple(
+            (values.get(name, default) if process is None else process(values.get(name, default)))
+            for name, default, process in self._binds
+        )
+
+    def _rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
+        make, results = self._row._make, self._results
+        if not any(results):
+            return [make(row) for row in raw]
+        return [
+            make(value if p is None else p(value) for p, value in zip(results, row, strict=True))
+            for row in raw
+        ]
+
+    async def many(self, conn: AsyncConnection, values: Sequence[dict[str, Any]]) -> None:
+        """Run the statement once per parameter set, in one call to the driver."""
+        if values:
+            driver = await _driver(conn)
+            await driver.executemany(self.sql, [self.bound(v) for v in values])
+
+    async def rows(self, conn: AsyncConnection, values: dict[str, Any]) -> list[Any]:
+        """Run the statement once; its rows, converted as SQLAlchemy would, with their
+        columns as attributes."""
+        driver = await _driver(conn)
+        return self._rows(await driver.execute_fetchall(self.sql, self.bound(values)))
+
+    async def insert(self, conn: AsyncConnection, values: Sequence[dict[str, Any]]) -> list[Any]:
+        """An INSERT ... VALUES (...) RETURNING of one row per parameter set, sent as
+        multi-row INSERTs (executemany returns no rows); the rows RETURNING gives."""
+        head, _, tail = self.sql.partition(" VALUES ")
+        group, _, returning = tail.partition(" RETURNING ")
+        size = max(1, MAX_VARIABLES // max(1, len(self._binds)))
+        driver = await _driver(conn)
+        found: list[Any] = []
+        for start in range(0, len(values), size):
+            chunk = values[start : start + size]
+            sql = f"{head} VALUES {', '.join([group] * len(chunk))} RETURNING {returning}"
+            flat = [value for v in chunk for value in self.bound(v)]
+            found += self._rows(await driver.execute_fetchall(sql, flat))
+        return found
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The aiosqlite connection under ``conn`` (its transaction, its thread)."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+def _returned(statement: ClauseElement) -> list[tuple[str, TypeEngine[Any]]]:
+    """The names and types of the columns ``statement`` returns (none for a plain DML)."""
+    columns = getattr(statement, "exported_columns", ())
+    return [(str(c.key), c.type) for c in columns]
+
+
+def _bind_type(binds: dict[str, Any], name: str) -> TypeEngine[Any]:
+    """The type of bind ``name``, or of the list it is an element of (``status_2_1``)."""
+    bind = binds[name] if name in binds else binds[name.rpartition("_")[0]]
+    return bind.type  # type: ignore[no-any-return]
+
+
+def _bind(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _result(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    return type_.dialect_impl(dialect).result_processor(dialect, None)

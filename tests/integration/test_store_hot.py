@@ -1,0 +1,60 @@
+"""The hot statements on SQLite: the values SQLAlchemy would store and read, and inserts
+of more rows than one statement may bind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, select, update
+
+from runner.store import hot
+from runner.store.engine import create_engine, write_transaction
+from runner.store.tables import UTCDateTime
+
+T0 = datetime(2026, 12, 1, 9, 30, 0, 123456, tzinfo=UTC)
+things = Table(
+    "things",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("n", Integer),
+    Column("at", UTCDateTime()),
+)
+
+
+async def test_inserts_updates_and_reads_as_sqlalchemy_does(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hot, "MAX_VARIABLES", 5)  # two rows a statement
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(things.metadata.create_all)
+        values = {things.c.n: bindparam("n"), things.c.at: bindparam("at", type_=UTCDateTime())}
+        adding = hot.Hot(
+            insert(things).values(values).returning(things.c.id, things.c.at), engine.dialect
+        )
+        bumping = hot.Hot(
+            update(things).where(things.c.id == bindparam("b_id")).values(n=things.c.n + 10),
+            engine.dialect,
+        )
+        reading = hot.Hot(select(things).where(things.c.at >= bindparam("since")), engine.dialect)
+        rows = [{"n": i, "at": T0 + timedelta(hours=i)} for i in range(5)]
+        async with write_transaction(engine) as conn:
+            added = await adding.insert(conn, rows)
+            await bumping.many(conn, [{"b_id": row.id} for row in added[:2]])
+            read = await reading.rows(conn, {"since": T0 + timedelta(hours=1)})
+        assert sorted(row.at for row in added) == [row["at"] for row in rows]
+        assert [(row.n, row.at) for row in read] == [
+            (11, T0 + timedelta(hours=1)),
+            *((i, T0 + timedelta(hours=i)) for i in range(2, 5)),
+        ]
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(things).order_by(things.c.id))).all()
+        assert [(row.n, row.at) for row in stored] == [
+            (10, T0),
+            (11, T0 + timedelta(hours=1)),
+            *((i, T0 + timedelta(hours=i)) for i in range(2, 5)),
+        ]
+    finally:
+        await engine.dispose()
