@@ -196,25 +196,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args)  # before the database's imports: a broken config fails at once
 
-    async def show(store: Store) -> int:
-        from zoneinfo import ZoneInfo
+    from zoneinfo import ZoneInfo
 
-        from runner import plan, reconciler, views
+    from runner import plan, reconciler, views
 
-        result = plan.with_fire_times(await reconciler.plan(store, config), config, _now())
-        if args.format == "json":
-            print(json.dumps(views.plan_json(result), indent=2))
-        else:
-            zones = {e.name: ZoneInfo(e.schedule["timezone"]) for e in config.events}
-            text = views.plan_text(result, zones)
-            print("\n".join(filter(None, [text, _refusal(result), result.summary()])))
-        if result.conflicts or result.refused_empty:
-            return EXIT_FAIL  # apply would refuse this config: a CI check must fail
-        return EXIT_CHANGES if args.detailed_exitcode and not result.empty else EXIT_OK
-
-    return _with_store(args, config, show)
+    planned = reconciler.plan_of(database_url(args, config), config)
+    result = plan.with_fire_times(planned, config, _now())
+    if args.format == "json":
+        print(json.dumps(views.plan_json(result), indent=2))
+    else:
+        zones = {e.name: ZoneInfo(e.schedule["timezone"]) for e in config.events}
+        text = views.plan_text(result, zones)
+        print("\n".join(filter(None, [text, _refusal(result), result.summary()])))
+    if result.conflicts or result.refused_empty:
+        return EXIT_FAIL  # apply would refuse this config: a CI check must fail
+    return EXIT_CHANGES if args.detailed_exitcode and not result.empty else EXIT_OK
 
 
 def _refusal(result: Plan) -> str:
@@ -224,14 +222,15 @@ def _refusal(result: Plan) -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from runner import progress, reconciler
+    from runner import progress
 
     with progress.shown(sys.stderr, "reading the config") as steps:
         config = _load(args)
         steps.phase(f"applying {len(config.events)} events, {len(config.cleanups)} policies")
-        result = _with_store(
-            args, config, lambda store: reconciler.apply(store, config, _now(), args.allow_empty)
-        )
+        from runner import reconciler  # the database's imports, once the config is good
+
+        url = database_url(args, config)
+        result = reconciler.apply_to(url, config, _now(), args.allow_empty)
     summary = result.summary().replace("Plan:", "Applied:") + f" Revision {config.revision[:12]}."
     print("\n".join([*(change.render() for change in result.changes), summary]))  # one write
     return EXIT_OK

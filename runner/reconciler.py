@@ -1,11 +1,15 @@
-"""Config → database: plan the difference and apply it, all or nothing."""
+"""Config → database: plan the difference and apply it, all or nothing.
+
+A running runner does it on its store (:func:`apply`, :class:`LiveConfig`); the commands
+that only reconcile once do it on the database's URL (:func:`apply_to`, :func:`plan_of`),
+which on SQLite needs neither asyncio nor the store's imports."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +19,12 @@ from runner.clock import Clock
 from runner.errors import Conflict, RunnerError
 from runner.plan import Plan, diff
 from runner.specs import Config, Settings
-from runner.store.sql import Store
+from runner.store import engine as engines
+from runner.store import reconcile as reconciling
 
-if TYPE_CHECKING:  # prometheus_client is for a running runner, not for `runner apply`
+if TYPE_CHECKING:  # a running runner's: `runner apply` and `plan` do without them
     from runner.metrics import Metrics
+    from runner.store.sql import Store
 
 log = logging.getLogger("runner.config")
 CONTESTED_WINDOW = timedelta(minutes=10)
@@ -42,6 +48,47 @@ async def plan(store: Store, config: Config, allow_empty: bool = False) -> Plan:
     return diff(config, stored_events, stored_cleanups, allow_empty)
 
 
+def plan_of(url: str, config: Config) -> Plan:
+    """What applying ``config`` to the database at ``url`` would change (its schema is
+    brought up to date first, as opening the store does)."""
+    engine = engines.open_sqlite(url)
+    if engine is None:
+        return _on_store(url, lambda store: plan(store, config))
+    try:
+        with engines.sync_transaction(engine, write=False) as conn:
+            return diff(config, *reconciling.declarations(conn))
+    finally:
+        engine.dispose()
+
+
+def apply_to(url: str, config: Config, now: datetime, allow_empty: bool = False) -> Plan:
+    """:func:`apply` ``config`` once to the database at ``url``, as ``runner apply`` does:
+    the same transaction and the same refusals, without a running store."""
+    engine = engines.open_sqlite(url)
+    if engine is None:
+        return _on_store(url, lambda store: apply(store, config, now, allow_empty))
+    try:
+        with engines.sync_transaction(engine) as conn:
+            result, previous = reconciling.reconcile(conn, config, now, allow_empty)
+    finally:
+        engine.dispose()
+    return _carried_out(result, previous, config, None, now)
+
+
+def _on_store(url: str, work: Callable[[Store], Awaitable[Plan]]) -> Plan:
+    """``work`` on the store at ``url`` (PostgreSQL: its driver is async only)."""
+    from runner.store.sql import Store
+
+    async def session() -> Plan:
+        store = await Store.open(url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(session())
+
+
 async def apply(
     store: Store,
     config: Config,
@@ -56,6 +103,13 @@ async def apply(
     config twice writes nothing the second time.
     """
     result, previous = await store.reconcile(config, now, allow_empty, runner_id)
+    return _carried_out(result, previous, config, runner_id, now)
+
+
+def _carried_out(
+    result: Plan, previous: Mapping[str, Any], config: Config, runner_id: str | None, now: datetime
+) -> Plan:
+    """``result``, the plan reconcile carried out; :class:`Conflict` for one it refused."""
     if result.conflicts:
         raise Conflict("; ".join(result.conflicts))
     if result.refused_empty:

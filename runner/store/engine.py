@@ -6,6 +6,11 @@ Two backends are supported: SQLite (through aiosqlite, the default) and PostgreS
 at the start of a writing transaction (``BEGIN IMMEDIATE``) and waits for it up to the
 busy timeout, instead of failing with "database is locked" half-way through.
 
+A command that only reconciles (``runner apply``, ``runner plan``) opens an SQLite file
+synchronously instead (:func:`open_sqlite`, :func:`sync_transaction`), with the same
+connection set-up and transactions: no event loop, no driver thread, and no import of
+SQLAlchemy's asyncio extension, which brings the ORM with it.
+
 Do not use the ``isolation_level`` execution option on SQLite engines made here: the
 driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN``.
 """
@@ -16,16 +21,15 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, Engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from runner.errors import StoreError
@@ -33,6 +37,7 @@ from runner.store import fresh
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 #: How long a SQLite connection waits for a lock before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -83,6 +88,8 @@ def create_engine(url: str) -> AsyncEngine:
 
     Raises :class:`StoreError` for an unusable URL. No connection is opened here.
     """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     full_url = async_url(url)
     try:
         parsed = make_url(full_url)
@@ -91,7 +98,7 @@ def create_engine(url: str) -> AsyncEngine:
             # Every transaction here ends in a commit or a rollback (write_transaction,
             # read_transaction), so the pool's rollback on return is a wasted round trip.
             engine = create_async_engine(full_url, pool_reset_on_return=None)
-            _install_sqlite_listeners(engine)
+            _install_sqlite_listeners(engine.sync_engine)
             return engine
         return create_async_engine(full_url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
@@ -123,6 +130,58 @@ async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
     """
     async with engine.connect() as conn, conn.begin():
         yield conn
+
+
+def open_sqlite(url: str) -> Engine | None:
+    """A synchronous engine on the SQLite database ``url`` names, migrated to the latest
+    revision (as :func:`migrate` does); None when ``url`` is not SQLite (PostgreSQL's
+    driver here, asyncpg, is async only). Close it with ``dispose()``.
+
+    Raises :class:`StoreError` for an unusable URL or a failed migration."""
+    full_url = async_url(url)
+    try:
+        parsed = make_url(full_url)
+    except ArgumentError as exc:
+        raise StoreError(f"cannot create an engine for {_redacted(url)!r}: {exc}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    _check_sqlite_directory(parsed.database, dict(parsed.query))
+    from sqlalchemy import create_engine as create_sync_engine
+
+    # The standard library's driver, whatever driver the URL names (aiosqlite is async).
+    engine = create_sync_engine(parsed.set(drivername="sqlite"), pool_reset_on_return=None)
+    _install_sqlite_listeners(engine)
+    try:
+        with _sync_write(engine) as conn:
+            _upgrade_to_head(conn)
+    except (SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        raise StoreError(f"database migration failed: {exc}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+@contextmanager
+def sync_transaction(engine: Engine, write: bool = True) -> Iterator[Connection]:
+    """A connection of a synchronous SQLite engine (:func:`open_sqlite`) inside a
+    transaction, as :func:`write_transaction` (``BEGIN IMMEDIATE``) or, without
+    ``write``, :func:`read_transaction` gives one; committed on normal exit. Driver
+    errors become :class:`StoreError`."""
+    try:
+        with _sync_write(engine, write) as conn:
+            yield conn
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database {'write' if write else 'read'} failed: {exc}") from exc
+
+
+@contextmanager
+def _sync_write(engine: Engine, write: bool = True) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        marked = conn.execution_options(**{_WRITE_OPTION: write})
+        with marked.begin():
+            yield marked
 
 
 async def migrate(engine: AsyncEngine) -> None:
@@ -215,9 +274,9 @@ def _check_sqlite_directory(database: str | None, query: dict[str, Any]) -> None
         )
 
 
-def _install_sqlite_listeners(engine: AsyncEngine) -> None:
-    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
-    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+def _install_sqlite_listeners(engine: Engine) -> None:
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
 
 
 def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

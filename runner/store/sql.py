@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import json
 import os
 import sqlite3
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +21,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
-    Table,
     Text,
     and_,
     bindparam,
@@ -34,14 +31,13 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from runner import notify, occurrences, schedules
+from runner import notify, occurrences
 from runner.dburl import sqlite_file
 from runner.dispatch import Decision, DueEvent, Record, decide, settle
 from runner.errors import Conflict, StoreError
@@ -56,7 +52,9 @@ from runner.results import (
 )
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
+from runner.store import reconcile as reconciling
 from runner.store.hot import Hot
+from runner.store.reconcile import CONFIG_STATE, REMOVED, cleanup_row, event_row, runtime
 from runner.store.tables import (
     UTCDateTime,
     cleanup_configs,
@@ -67,13 +65,8 @@ from runner.store.tables import (
 )
 
 T = TypeVar("T")
-CONFIG_STATE = "config"
 PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
-# The status of a config event that left the config: it never runs, is listed only when
-# asked for, and keeps its history until retention; declared again, it comes back.
-REMOVED = "removed"
 SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
 
 
@@ -325,7 +318,7 @@ class Store:
     async def stored_declarations(self) -> tuple[dict[str, Stored], dict[str, Stored]]:
         """Every event and cleanup policy, of both sources, as reconcile compares them."""
         async with self._read() as conn:
-            return await _declarations(conn)
+            return await conn.run_sync(reconciling.declarations)
 
     async def reconcile(
         self,
@@ -345,23 +338,12 @@ class Store:
         the plan and the config state found before.
         """
         async with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY}
-                )
-            previous = await self._get_state(conn, CONFIG_STATE) or {}
+            previous, stored_events, stored_cleanups = await conn.run_sync(reconciling.begin)
             # Planning thousands of events takes a while: not on the event loop.
-            stored_events, stored_cleanups = await _declarations(conn)
             plan = await asyncio.to_thread(
                 diff, config, stored_events, stored_cleanups, allow_empty
             )
-            if plan.conflicts or plan.refused_empty:
-                return plan, previous
-            same = previous.get("revision") == config.revision and not previous.get("error")
-            if not (plan.empty and same):
-                await _carry_out(conn, config, plan, now)
-                state_value = _config_state(config, now, runner_id)
-                await self._put_state(conn, CONFIG_STATE, state_value, now)
+            await conn.run_sync(reconciling.finish, config, plan, previous, now, runner_id)
             return plan, previous
 
     async def record_config_error(self, message: str, now: datetime) -> None:
@@ -421,7 +403,7 @@ class Store:
 
         Raises :class:`Conflict` when the name is taken (by a config or user event).
         """
-        row = _event_row(spec, None, now) | {"source": "user"} | _runtime(spec, now, True)
+        row = event_row(spec, None, now) | {"source": "user"} | runtime(spec, now, True)
         try:
             async with self._write() as conn:
                 await conn.execute(insert(events).values(row))
@@ -786,7 +768,7 @@ class Store:
             )
             if source == "config":
                 raise Conflict(f"cleanup policy '{spec.name}' belongs to the config files")
-            row = _cleanup_row(spec, "user", None, now)
+            row = cleanup_row(spec, "user", None, now)
             if source is None:
                 await conn.execute(insert(cleanup_configs).values(row))
             else:
@@ -880,234 +862,6 @@ def _settle_values(
             }
         )
     return values
-
-
-async def _declarations(conn: AsyncConnection) -> tuple[dict[str, Stored], dict[str, Stored]]:
-    """Every stored event and policy. Their specs are read as JSON text and decoded only
-    when the plan reads one (an update lists its changed values): re-applying a config
-    compares hashes, and decoding thousands of specs would be most of its time."""
-    event_rows = await conn.execute(
-        select(
-            events.c.name,
-            events.c.source,
-            cast(events.c.spec, Text).label("spec"),
-            events.c.spec_hash,
-            events.c.schedule_hash,
-            events.c.status,
-        )
-    )
-    cleanup_rows = await conn.execute(
-        select(
-            cleanup_configs.c.name,
-            cleanup_configs.c.source,
-            cast(cleanup_configs.c.spec, Text).label("spec"),
-            cleanup_configs.c.spec_hash,
-        )
-    )
-    return (
-        {
-            r.name: Stored(
-                r.name,
-                r.source,
-                _JsonText(r.spec),
-                r.spec_hash,
-                r.schedule_hash,
-                r.status == REMOVED,
-            )
-            for r in event_rows
-        },
-        {r.name: Stored(r.name, r.source, _JsonText(r.spec), r.spec_hash) for r in cleanup_rows},
-    )
-
-
-class _JsonText(Mapping[str, Any]):
-    """A JSON object as the database returned its text, decoded when first read."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    @functools.cached_property
-    def _data(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self._text)
-        return data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-async def _carry_out(conn: AsyncConnection, config: Config, plan: Plan, now: datetime) -> None:
-    """Write ``plan``: one statement per kind of change, each executed for many rows, so
-    a large reload holds the database (and the loop's writes) briefly."""
-    specs: dict[tuple[str, str], EventSpec | CleanupSpec] = {
-        **{("event", e.name): e for e in config.events},
-        **{("cleanup", c.name): c for c in config.cleanups},
-    }
-    first_fire = _first_fires()
-    created: dict[Table, list[dict[str, Any]]] = defaultdict(list)
-    updated: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = defaultdict(list)
-    gone: dict[Table, list[str]] = defaultdict(list)
-    for change in plan.changes:
-        table = events if change.kind == "event" else cleanup_configs
-        spec = specs.get((change.kind, change.name))
-        if spec is None:
-            gone[table].append(change.name)
-        elif change.action == "create" and not change.revive:
-            row = _row(spec, config.revision, now) | _runtime(spec, now, True, first_fire)
-            created[table].append(row)
-        else:
-            row = _row(spec, config.revision, now)
-            del row["created_at"], row["source"]
-            if change.reschedule or change.revive:
-                row |= _runtime(spec, now, False, first_fire) | {"retry_at": None}
-            updated[(table, frozenset(row))].append(row)
-    # In batches: between them the event loop runs (and the batches' parameters fit).
-    for (table, columns), rows in updated.items():
-        for chunk in _batches(rows):
-            await conn.execute(_update_owned(table, columns), [_bound(row) for row in chunk])
-    for table, names in gone.items():
-        for some in _batches(names):
-            owned = table.c.name.in_(some) & (table.c.source == "config")
-            if table is events:
-                await conn.execute(update(events).where(owned).values(_retired(now)))
-            else:
-                await conn.execute(delete(table).where(owned))
-    for table, new in created.items():
-        for rows in _batches(new):
-            await conn.execute(insert(table), rows)
-
-
-def _first_fires() -> Callable[[EventSpec, datetime], datetime | None]:
-    """:func:`occurrences.first_fire`, computed once per schedule for events without
-    jitter: a large config declares the same schedule many times."""
-    found: dict[tuple[str, datetime], datetime | None] = {}
-
-    def first_fire(spec: EventSpec, now: datetime) -> datetime | None:
-        if spec.jitter:  # the offset depends on the name
-            return occurrences.first_fire(spec, now)
-        key = (spec.schedule_hash, now)
-        if key not in found:
-            found[key] = occurrences.first_fire(spec, now)
-        return found[key]
-
-    return first_fire
-
-
-def _batches(items: list[T], size: int = 500) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _update_owned(table: Table, columns: frozenset[str]) -> Any:
-    """UPDATE of the config-owned row named ``:b_name``, setting ``columns`` from
-    ``:b_<column>`` (bound names must differ from column names)."""
-    owned = (table.c.name == bindparam("b_name")) & (table.c.source == "config")
-    values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns - {"name"}}
-    return update(table).where(owned).values(values)
-
-
-def _bound(row: dict[str, Any]) -> dict[str, Any]:
-    return {f"b_{column}": value for column, value in row.items()}
-
-
-def _retired(now: datetime) -> dict[str, Any]:
-    """An event that left the config: nothing more runs, its history stays."""
-    nothing = ("next_execution", "retry_at", "retry_attempt", "retry_scheduled_time")
-    return {"status": REMOVED, "triggered_at": None, "updated_at": now} | dict.fromkeys(nothing)
-
-
-def _row(spec: EventSpec | CleanupSpec, revision: str, now: datetime) -> dict[str, Any]:
-    if isinstance(spec, CleanupSpec):
-        return _cleanup_row(spec, "config", revision, now)
-    return _event_row(spec, revision, now)
-
-
-def _runtime(
-    spec: EventSpec | CleanupSpec,
-    now: datetime,
-    reset_counters: bool,
-    first_fire: Callable[[EventSpec, datetime], datetime | None] = occurrences.first_fire,
-) -> dict[str, Any]:
-    """Runtime columns for a new event, or for one whose schedule moved."""
-    if isinstance(spec, CleanupSpec):
-        return {}
-    values: dict[str, Any] = {"status": "active", "next_execution": first_fire(spec, now)}
-    if reset_counters:
-        values |= {"paused": False, "execution_count": 0, "failure_count": 0}
-    return values
-
-
-def _event_row(spec: EventSpec, revision: str | None, now: datetime) -> dict[str, Any]:
-    kind, value = _interval(spec)
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "module_id": spec.module_id,
-        "function_name": spec.job.function if isinstance(spec.job, FunctionJob) else None,
-        "parameters": dict(spec.job.parameters) if isinstance(spec.job, FunctionJob) else None,
-        "source": "config",
-        "spec": spec.to_json(),
-        "spec_hash": spec.spec_hash,
-        "schedule_hash": spec.schedule_hash,
-        "recurring": spec.recurring,
-        "interval_type": kind,
-        "interval_value": value,
-        "enabled": spec.enabled,
-        "max_executions": spec.max_executions,
-        "config_revision": revision,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _interval(spec: EventSpec) -> tuple[str, str]:
-    """The module design's ``interval_type`` / ``interval_value`` for a schedule: ``cron``
-    and its expression, ``once`` and its time, or a unit (``minutes`` … ``months``) and
-    how many."""
-    schedule = spec.schedule
-    if "cron" in schedule:
-        return "cron", str(schedule["cron"])
-    if "at" in schedule:
-        return "once", str(schedule["at"])
-    count, unit = schedules.parse_every(schedule["every"])
-    return unit, str(count)
-
-
-def _cleanup_row(
-    spec: CleanupSpec, source: str, revision: str | None, now: datetime
-) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "source": source,
-        "spec": spec.to_json(),
-        "spec_hash": spec.spec_hash,
-        "directory": spec.directory,
-        "pattern": spec.pattern,
-        "retention_days": spec.retention_days,
-        "max_files": spec.max_files,
-        "max_size_mb": spec.max_size_mb,
-        "priority": spec.priority,
-        "module_id": spec.module_id,
-        "enabled": spec.enabled,
-        "config_revision": revision,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _config_state(config: Config, now: datetime, runner_id: str | None) -> dict[str, Any]:
-    return {
-        "applied_by": runner_id,
-        "revision": config.revision,
-        "applied_at": now.isoformat(),
-        "files": list(config.files),
-        "error": None,
-    }
 
 
 def _to_event(row: Any) -> EventRow:
