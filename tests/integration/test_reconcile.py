@@ -476,3 +476,25 @@ async def test_two_configs_live_at_once_are_reported_not_fought_over(
     with caplog.at_level(logging.WARNING, logger="runner.config"):
         await reconciler.apply(rig.store, old, LATER, runner_id="host-a:1")  # long after
     assert caplog.records == []
+
+
+# --- once, on a URL (runner apply, runner plan) ----------------------------------------------
+
+
+async def test_applying_once_on_a_url_is_the_stores_apply(rig: Rig, db_url: str) -> None:
+    # `runner apply` reconciles through apply_to (on SQLite without the async store): the
+    # same rows as the store's apply, the same no-op the second time, the same refusal.
+    config = rig.config([event("a"), event("b", schedule={"every": "15m"})], [policy("p")])
+    planned = await asyncio.to_thread(reconciler.plan_of, db_url, config)
+    assert (planned.count("create"), planned.empty) == (3, False)
+    done = await asyncio.to_thread(reconciler.apply_to, db_url, config, NOW)
+    assert done.count("create") == 3
+    written = await rig.snapshot()
+    again = await asyncio.to_thread(reconciler.apply_to, db_url, config, LATER)
+    assert again.empty
+    assert await rig.snapshot() == written
+    assert (await asyncio.to_thread(reconciler.plan_of, db_url, config)).empty
+    assert (await rig.event("b")).next_execution == NOW + timedelta(minutes=15)
+    with pytest.raises(Conflict, match="refusing to delete them all"):
+        await asyncio.to_thread(reconciler.apply_to, db_url, Config(config.settings), LATER)
+    assert await rig.names() == ["a", "b"]
