@@ -11,6 +11,8 @@ connection's current transaction, which SQLAlchemy still begins, commits and rol
 
 from __future__ import annotations
 
+import functools
+import operator
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Sequence
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
+
+from runner.store.tables import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
 # The most host parameters one statement may have: SQLite's default since 3.32, before it 999.
@@ -41,22 +45,27 @@ class Hot:
         assert expanded.positiontup is not None, "the dialect binds by position"
         self.sql = expanded.statement
         binds = compiled.binds
-        self._binds = [
-            (name, expanded.parameters.get(name), _bind(_bind_type(binds, name), dialect))
-            for name in expanded.positiontup
-        ]
+        names = expanded.positiontup
+        self._names = names
+        self._defaults = {name: expanded.parameters.get(name) for name in names}
+        self._values = operator.itemgetter(*names) if names else lambda _values: ()
+        processors = [_bind(_bind_type(binds, name), dialect) for name in names]
+        self._processors = [(i, p) for i, p in enumerate(processors) if p is not None]
         columns = _returned(statement)
         # Rows with the columns as attributes, as SQLAlchemy's (unnamed ones: _0, _1, ...).
         self._row: Any = namedtuple("Row", [name for name, _ in columns], rename=True)  # type: ignore[misc]
         self._results = [_result(type_, dialect) for _, type_ in columns]
 
-    def bound(self, values: dict[str, Any]) -> tuple[Any, ...]:
+    def bound(self, values: dict[str, Any]) -> Sequence[Any]:
         """``values`` (by bind name; the statement's own literals where absent) as the
-        driver's parameter tuple."""
-        return tuple(
-            (values.get(name, default) if process is None else process(values.get(name, default)))
-            for name, default, process in self._binds
-        )
+        driver's parameters, in order."""
+        found = self._values(self._defaults | values)
+        if not self._processors:
+            return found if isinstance(found, tuple) else (found,)
+        row = list(found) if isinstance(found, tuple) else [found]
+        for i, process in self._processors:
+            row[i] = process(row[i])
+        return row
 
     def _rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
         make, results = self._row._make, self._results
@@ -84,7 +93,7 @@ class Hot:
         multi-row INSERTs (executemany returns no rows); the rows RETURNING gives."""
         head, _, tail = self.sql.partition(" VALUES ")
         group, _, returning = tail.partition(" RETURNING ")
-        size = max(1, MAX_VARIABLES // max(1, len(self._binds)))
+        size = max(1, MAX_VARIABLES // max(1, len(self._names)))
         driver = await _driver(conn)
         found: list[Any] = []
         for start in range(0, len(values), size):
@@ -114,7 +123,12 @@ def _bind_type(binds: dict[str, Any], name: str) -> TypeEngine[Any]:
 
 
 def _bind(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
-    return type_.dialect_impl(dialect).bind_processor(dialect)
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is not None and isinstance(type_, UTCDateTime):
+        # A batch binds the same instants again and again (its ``now``, a shared
+        # scheduled time); their text is made once.
+        return functools.lru_cache(maxsize=1024)(process)
+    return process
 
 
 def _result(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
