@@ -5,8 +5,9 @@ executemany statements. SQLAlchemy builds a parameter dict per row and runs its 
 processors through several layers, and every statement is a few round trips to the
 driver's thread. Here each statement is compiled once, by SQLAlchemy, for the engine's
 dialect; its rows are bound as tuples through the same type processors SQLAlchemy would
-use (the same stored values), and it runs as one call to aiosqlite inside the
-connection's current transaction, which SQLAlchemy still begins, commits and rolls back.
+use (the same stored values), and it runs as one call to aiosqlite. The transaction
+(:func:`transaction`) is begun and ended on the driver too: the claim and the finish
+touch SQLAlchemy only to take a pooled connection.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import functools
 import operator
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -76,25 +78,23 @@ class Hot:
             for row in raw
         ]
 
-    async def many(self, conn: AsyncConnection, values: Sequence[dict[str, Any]]) -> None:
-        """Run the statement once per parameter set, in one call to the driver."""
+    async def many(self, driver: Any, values: Sequence[dict[str, Any]]) -> None:
+        """Run the statement once per parameter set, in one call to ``driver`` (the
+        aiosqlite connection of a :func:`transaction`)."""
         if values:
-            driver = await _driver(conn)
             await driver.executemany(self.sql, [self.bound(v) for v in values])
 
-    async def rows(self, conn: AsyncConnection, values: dict[str, Any]) -> list[Any]:
+    async def rows(self, driver: Any, values: dict[str, Any]) -> list[Any]:
         """Run the statement once; its rows, converted as SQLAlchemy would, with their
         columns as attributes."""
-        driver = await _driver(conn)
         return self._rows(await driver.execute_fetchall(self.sql, self.bound(values)))
 
-    async def insert(self, conn: AsyncConnection, values: Sequence[dict[str, Any]]) -> list[Any]:
+    async def insert(self, driver: Any, values: Sequence[dict[str, Any]]) -> list[Any]:
         """An INSERT ... VALUES (...) RETURNING of one row per parameter set, sent as
         multi-row INSERTs (executemany returns no rows); the rows RETURNING gives."""
         head, _, tail = self.sql.partition(" VALUES ")
         group, _, returning = tail.partition(" RETURNING ")
         size = max(1, MAX_VARIABLES // max(1, len(self._names)))
-        driver = await _driver(conn)
         found: list[Any] = []
         for start in range(0, len(values), size):
             chunk = values[start : start + size]
@@ -104,10 +104,20 @@ class Hot:
         return found
 
 
-async def _driver(conn: AsyncConnection) -> Any:
-    """The aiosqlite connection under ``conn`` (its transaction, its thread)."""
+@asynccontextmanager
+async def transaction(conn: AsyncConnection) -> AsyncIterator[Any]:
+    """A write transaction (``BEGIN IMMEDIATE``: the write lock at once) on the aiosqlite
+    connection under ``conn``, which must not be in a transaction of SQLAlchemy's;
+    committed on normal exit, rolled back on any exception. Yields that connection."""
     raw = await conn.get_raw_connection()
-    return raw.driver_connection
+    driver: Any = raw.driver_connection
+    await driver.execute("BEGIN IMMEDIATE")
+    try:
+        yield driver
+    except BaseException:
+        await driver.rollback()
+        raise
+    await driver.commit()
 
 
 def _returned(statement: ClauseElement) -> list[tuple[str, TypeEngine[Any]]]:

@@ -52,6 +52,7 @@ from runner.results import (
 )
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import engine as engines
+from runner.store import hot
 from runner.store import reconcile as reconciling
 from runner.store.hot import Hot
 from runner.store.reconcile import CONFIG_STATE, REMOVED, cleanup_row, event_row, runtime
@@ -201,7 +202,8 @@ class Store:
         self._watch: notify.Watch | None = None  # inotify on the SQLite file's directory
         self._written = False  # what the watch heard since changed() was last asked
         # SQLite: the claim's and the finish's statements, sent through the driver itself.
-        self._hot = _HotStatements(engine.dialect) if engine.dialect.name == "sqlite" else None
+        sqlite = engine.dialect.name == "sqlite" and not self.database_clock
+        self._hot = _HotStatements(engine.dialect) if sqlite else None
 
     @property
     def shared(self) -> bool:
@@ -299,11 +301,35 @@ class Store:
         try:
             async with turn, engines.write_transaction(self.engine) as conn:
                 yield conn
-        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:  # the last: hot statements
-            if isinstance(exc, _WRITE_FAILED):
-                self.write_error = f"database write failed: {exc}"  # not a refused value
-            raise StoreError(f"database write failed: {exc}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise self._write_failed(exc) from exc
         self.write_error = None
+
+    @asynccontextmanager
+    async def _hot_write(self) -> AsyncIterator[Any]:
+        """The claim's and the finish's write transaction: on SQLite, begun and ended on
+        the driver, which it yields for the hot statements (see runner.store.hot);
+        elsewhere :meth:`_write`'s connection."""
+        if self._hot is None:
+            async with self._write() as conn:
+                yield conn
+            return
+        assert self._write_turn is not None
+        try:
+            async with (
+                self._write_turn,
+                self.engine.connect() as conn,
+                hot.transaction(conn) as driver,
+            ):
+                yield driver
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+            raise self._write_failed(exc) from exc
+        self.write_error = None
+
+    def _write_failed(self, exc: Exception) -> StoreError:
+        if isinstance(exc, _WRITE_FAILED):
+            self.write_error = f"database write failed: {exc}"  # not a refused value
+        return StoreError(f"database write failed: {exc}")
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -460,11 +486,11 @@ class Store:
         due_by = due_by or now
         if not limit:
             return Claim([], [], await self.next_due())
-        async with self._write() as conn:
+        async with self._hot_write() as conn:
             rows = await self._due_rows(conn, due_by, limit)
             if not rows:
                 return Claim([], [], await self._next_due_in(conn))
-            running = await _running_counts(conn, [row.id for row in rows])
+            running = await self._running_counts(conn, [row.id for row in rows])
             decided = [
                 (row, event, decide(event, due_by))
                 for row in rows
@@ -497,7 +523,7 @@ class Store:
             next_due = await self._next_due_in(conn)
         return Claim([(event, decision) for _, event, decision in decided], started, next_due)
 
-    async def _due_rows(self, conn: AsyncConnection, due_by: datetime, limit: int) -> list[Any]:
+    async def _due_rows(self, conn: Any, due_by: datetime, limit: int) -> list[Any]:
         """Up to ``limit`` due events, locked for this claim (see :meth:`start_due`)."""
         if self._hot is not None:
             return await self._hot.due.rows(conn, {"due_by": due_by, "b_limit": limit})
@@ -506,15 +532,13 @@ class Store:
             query = query.with_for_update(skip_locked=True)
         return list((await conn.execute(query, {"due_by": due_by})).all())
 
-    async def _next_due_in(self, conn: AsyncConnection) -> datetime | None:
+    async def _next_due_in(self, conn: Any) -> datetime | None:
         if self._hot is not None:
             (row,) = await self._hot.next_due.rows(conn, {})
             return _earliest_due_of(row)
         return _earliest_due(await conn.execute(_NEXT_DUE))
 
-    async def _many(
-        self, conn: AsyncConnection, statement: Any, values: Sequence[dict[str, Any]]
-    ) -> None:
+    async def _many(self, conn: Any, statement: Any, values: Sequence[dict[str, Any]]) -> None:
         """``statement`` once per parameter set: one executemany."""
         if self._hot is not None:
             await self._hot.of[statement].many(conn, values)
@@ -522,7 +546,7 @@ class Store:
             await conn.execute(statement, values)
 
     async def _insert_executions(
-        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+        self, conn: Any, rows: list[dict[str, Any]]
     ) -> dict[tuple[int, datetime, int], int]:
         """Insert execution records (SQLAlchemy sends them as a few multi-row INSERTs, so
         do the hot statements); their ids by occurrence (event id, scheduled time,
@@ -532,6 +556,36 @@ class Store:
         else:
             returned = await conn.execute(_INSERT_EXECUTIONS, rows)
         return {(r.event_id, r.scheduled_time, r.attempt): r.id for r in returned}
+
+    async def _running_counts(self, conn: Any, event_ids: list[int]) -> dict[int, int]:
+        """How many runs of each of ``event_ids`` are in progress (absent: none)."""
+        if self._hot is not None:
+            rows = await self._hot.running.rows(conn, {"b_ids": json.dumps(event_ids)})
+        else:
+            rows = await conn.execute(
+                select(executions.c.event_id, func.count())
+                .where(executions.c.event_id.in_(event_ids), executions.c.outcome == "running")
+                .group_by(executions.c.event_id)
+            )
+        return {event_id: count for event_id, count in rows}
+
+    async def _owned(self, conn: Any, execution_ids: list[int], runner_id: str) -> list[Any]:
+        """Of ``execution_ids``, the runs ``runner_id`` still holds (locked till the end of
+        the transaction): each with its event, attempt and scheduled time."""
+        if self._hot is not None:
+            values = {"b_ids": json.dumps(execution_ids), "b_runner_id": runner_id}
+            return await self._hot.owned.rows(conn, values)
+        mine = executions.c.id.in_(execution_ids) & (executions.c.runner_id == runner_id)
+        owned = select(*_OWNED_COLUMNS).where(mine & (executions.c.outcome == "running"))
+        if self.engine.dialect.name == "postgresql":
+            owned = owned.with_for_update()
+        return list((await conn.execute(owned)).all())
+
+    async def _forget_processes(self, conn: Any, keys: list[str]) -> None:
+        if self._hot is not None:
+            await self._hot.forget.many(conn, [{"b_keys": json.dumps(keys)}])
+        else:
+            await conn.execute(delete(state).where(state.c.key.in_(keys)))
 
     def _to_due(self, row: Any, running: dict[int, int]) -> DueEvent:
         return DueEvent(
@@ -568,21 +622,8 @@ class Store:
         if not finished:
             return set()
         by_id = {f.execution_id: f for f in finished}
-        mine = (
-            executions.c.id.in_(list(by_id))
-            & (executions.c.runner_id == runner_id)
-            & (executions.c.outcome == "running")
-        )
-        owned = select(
-            executions.c.id,
-            executions.c.event_id,
-            executions.c.attempt,
-            executions.c.scheduled_time,
-        ).where(mine)
-        if self.engine.dialect.name == "postgresql":
-            owned = owned.with_for_update()
-        async with self._write() as conn:
-            runs = (await conn.execute(owned)).all()
+        async with self._hot_write() as conn:
+            runs = await self._owned(conn, list(by_id), runner_id)
             if not runs:
                 return set()
             ended = [by_id[run.id] for run in runs]
@@ -604,7 +645,7 @@ class Store:
                 if not isinstance(f.spec.job, FunctionJob)
             ]
             if processes:
-                await conn.execute(delete(state).where(state.c.key.in_(processes)))
+                await self._forget_processes(conn, processes)
         return {run.id for run in runs}
 
     async def renew_leases(
@@ -660,11 +701,8 @@ class Store:
             )
             specs = [self._spec(row.spec_hash, row.spec) for row in rows]
             settled = zip(rows, specs, stopped_results, strict=True)
-            await self._many(
-                conn,
-                _SETTLE,
-                _settle_values([(row, spec, result, now) for row, spec, result in settled]),
-            )
+            ended = [(row, spec, result, now) for row, spec, result in settled]
+            await conn.execute(_SETTLE, _settle_values(ended))
             return len(rows)
 
     async def next_due(self) -> datetime | None:
@@ -903,15 +941,6 @@ def _triggerable() -> Any:
     """A manual run is for any event not cancelled or removed, paused or ended ones too:
     asking for it is the intent."""
     return events.c.status.not_in(["cancelled", REMOVED])
-
-
-async def _running_counts(conn: AsyncConnection, event_ids: list[int]) -> dict[int, int]:
-    counts = await conn.execute(
-        select(executions.c.event_id, func.count())
-        .where(executions.c.event_id.in_(event_ids), executions.c.outcome == "running")
-        .group_by(executions.c.event_id)
-    )
-    return {event_id: count for event_id, count in counts}
 
 
 def _decision_values(row: Any, decision: Decision, now: datetime) -> dict[str, Any]:
@@ -1156,6 +1185,21 @@ _CLAIMED_COLUMNS = (
 )
 
 
+_OWNED_COLUMNS = (
+    executions.c.id,
+    executions.c.event_id,
+    executions.c.attempt,
+    executions.c.scheduled_time,
+)
+
+
+def _in_json(column: Any, name: str) -> Any:
+    """``column IN`` the elements of the JSON array bound as ``name`` (SQLite): one
+    statement, compiled once, for lists of any length."""
+    elements = func.json_each(bindparam(name, type_=Text())).table_valued("value")
+    return column.in_(select(elements.c.value))
+
+
 class _HotStatements:
     """The claim's and the finish's statements compiled for SQLite (see runner.store.hot)."""
 
@@ -1170,3 +1214,13 @@ class _HotStatements:
             dialect,
         )
         self.of = {s: Hot(s, dialect) for s in (_SET_DECISION, _SET_FINISHED, _SETTLE)}
+        counts = select(executions.c.event_id, func.count()).where(
+            _in_json(executions.c.event_id, "b_ids"), executions.c.outcome == "running"
+        )
+        self.running = Hot(counts.group_by(executions.c.event_id), dialect)
+        mine = _in_json(executions.c.id, "b_ids") & (
+            executions.c.runner_id == bindparam("b_runner_id", type_=Text())
+        )
+        owned = select(*_OWNED_COLUMNS).where(mine & (executions.c.outcome == "running"))
+        self.owned = Hot(owned, dialect)
+        self.forget = Hot(delete(state).where(_in_json(state.c.key, "b_keys")), dialect)

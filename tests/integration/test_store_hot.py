@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, select, update
 
 from runner.store import hot
-from runner.store.engine import create_engine, write_transaction
+from runner.store.engine import create_engine
 from runner.store.tables import UTCDateTime
 
 T0 = datetime(2026, 12, 1, 9, 30, 0, 123456, tzinfo=UTC)
@@ -40,10 +40,10 @@ async def test_inserts_updates_and_reads_as_sqlalchemy_does(
         )
         reading = hot.Hot(select(things).where(things.c.at >= bindparam("since")), engine.dialect)
         rows = [{"n": i, "at": T0 + timedelta(hours=i)} for i in range(5)]
-        async with write_transaction(engine) as conn:
-            added = await adding.insert(conn, rows)
-            await bumping.many(conn, [{"b_id": row.id} for row in added[:2]])
-            read = await reading.rows(conn, {"since": T0 + timedelta(hours=1)})
+        async with engine.connect() as conn, hot.transaction(conn) as driver:
+            added = await adding.insert(driver, rows)
+            await bumping.many(driver, [{"b_id": row.id} for row in added[:2]])
+            read = await reading.rows(driver, {"since": T0 + timedelta(hours=1)})
         assert sorted(row.at for row in added) == [row["at"] for row in rows]
         assert [(row.n, row.at) for row in read] == [
             (11, T0 + timedelta(hours=1)),
@@ -56,5 +56,25 @@ async def test_inserts_updates_and_reads_as_sqlalchemy_does(
             (11, T0 + timedelta(hours=1)),
             *((i, T0 + timedelta(hours=i)) for i in range(2, 5)),
         ]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_transaction_writes_nothing(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(things.metadata.create_all)
+        adding = hot.Hot(insert(things).values(n=bindparam("n")), engine.dialect)
+
+        async def fail() -> None:
+            async with engine.connect() as conn, hot.transaction(conn) as driver:
+                await adding.many(driver, [{"n": 1}])
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await fail()
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(things))).all() == []
     finally:
         await engine.dispose()
