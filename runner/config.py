@@ -434,7 +434,7 @@ def _unknown_fields(
     for key in instance:
         if key in known or (key.startswith("x-") and not path):
             continue
-        line, col = parsed.key_marks.get((*path, key), parsed.mark(path))
+        line, col = parsed.key_mark((*path, key)) or parsed.mark(path)
         hint = difflib.get_close_matches(str(key), known, n=1)
         message = f"unknown field '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
         yield Problem(file, line, col, message, render_path((*path, key))), (*path, key)

@@ -80,7 +80,7 @@ def _unexpected(signature: inspect.Signature, arguments: dict[str, Any]) -> str 
 def _problem(
     file: str, parsed: Parsed, path: tuple[Any, ...], message: str, key: bool = False
 ) -> Problem:
-    line, col = parsed.key_marks[path] if key and path in parsed.key_marks else parsed.mark(path)
+    line, col = (parsed.key_mark(path) if key else None) or parsed.mark(path)
     return Problem(file, line, col, message, render_path(path))
 
 

@@ -73,8 +73,10 @@ class Parsed:
     """
 
     data: Any
-    marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: The parser's mark (``line`` and ``column``, from 0) of each value, and of each key
+    #: of a mapping, by path: kept as the parser made them, read by :meth:`mark`.
+    marks: dict[Path, Any] = field(default_factory=dict)
+    key_marks: dict[Path, Any] = field(default_factory=dict)
     unset: list[Problem] = field(default_factory=list)
     unknown: set[Path] = field(default_factory=set)
     #: Where NaN and the infinities stand, when the parser saw every number built (None:
@@ -82,10 +84,16 @@ class Parsed:
     non_finite: list[Path] | None = None
 
     def mark(self, path: Path) -> tuple[int, int]:
-        """Line and column of ``path``, or of its nearest ancestor that has one."""
+        """Line and column (from 1) of ``path``, or of its nearest ancestor that has one."""
         while path and path not in self.marks:
             path = path[:-1]
-        return self.marks.get(path, (1, 1))
+        found = self.marks.get(path)
+        return (1, 1) if found is None else (found.line + 1, found.column + 1)
+
+    def key_mark(self, path: Path) -> tuple[int, int] | None:
+        """Line and column of the key whose value is at ``path``; None if not known."""
+        found = self.key_marks.get(path)
+        return None if found is None else (found.line + 1, found.column + 1)
 
 
 class _Abort(Exception):
@@ -151,8 +159,8 @@ class _Reader:
         self.walker = _Walker(file, environ, loader, None)  # for its variables
         self.loader = loader
         self.next: Callable[[], Any] = loader.get_event  # events are untyped
-        self.marks: dict[Path, tuple[int, int]] = {}
-        self.key_marks: dict[Path, tuple[int, int]] = {}
+        self.marks: dict[Path, Any] = {}
+        self.key_marks: dict[Path, Any] = {}
         self.non_finite: list[Path] = []
         self.plain: dict[str, Any] = {}  # plain scalars' values by their text
         self.string_keys: set[str] = set()  # plain keys known to be strings
@@ -174,20 +182,22 @@ class _Reader:
     def value(self, event: Any, path: Path) -> Any:
         if len(path) > MAX_DEPTH:
             raise _Slow
-        mark = event.start_mark
-        self.marks[path] = (mark.line + 1, mark.column + 1)
+        self.marks[path] = event.start_mark
+        if event.anchor is not None or event.tag is not None:
+            raise _Slow  # an anchor or a tag
         kind = event.__class__
-        if kind is ScalarEvent and event.anchor is None and event.tag is None:
+        if kind is ScalarEvent:
             return self.scalar(event, path)
-        if kind is MappingStartEvent and event.anchor is None and event.tag is None:
+        if kind is MappingStartEvent:
             return self.mapping(path)
-        if kind is SequenceStartEvent and event.anchor is None and event.tag is None:
+        if kind is SequenceStartEvent:
             return self.sequence(path)
-        raise _Slow  # an alias, an anchor or a tag
+        raise _Slow  # an alias
 
     def mapping(self, path: Path) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        key: Any = self.next()
+        marks, key_marks, next_event = self.marks, self.key_marks, self.next
+        key: Any = next_event()
         while key.__class__ is ScalarEvent:
             name = key.value
             if key.anchor is not None or key.tag is not None or name in data:
@@ -197,10 +207,14 @@ class _Reader:
                     raise _Slow  # a merge key, or a key that is not a string
                 self.string_keys.add(name)
             at = (*path, name)
-            mark: Any = key.start_mark
-            self.key_marks[at] = (mark.line + 1, mark.column + 1)
-            data[name] = self.value(self.next(), at)
-            key = self.next()
+            key_marks[at] = key.start_mark
+            event = next_event()
+            if event.__class__ is ScalarEvent and event.anchor is None and event.tag is None:
+                marks[at] = event.start_mark  # the common case, without a call of value()
+                data[name] = self.scalar(event, at)
+            else:
+                data[name] = self.value(event, at)
+            key = next_event()
         if key.__class__ is not MappingEndEvent:
             raise _Slow  # a key that is a mapping, a list or an alias
         return data
@@ -287,8 +301,8 @@ class _Walker:
         self.problems: list[Problem] = []
         self.unset: list[Problem] = []
         self.unknown: set[Path] = set()
-        self.marks: dict[Path, tuple[int, int]] = {}
-        self.key_marks: dict[Path, tuple[int, int]] = {}
+        self.marks: dict[Path, Any] = {}
+        self.key_marks: dict[Path, Any] = {}
         self._substituted: set[int] = set()
         # Set when the data must come from PyYAML's constructor rather than this walk.
         self.construct = False
@@ -309,7 +323,7 @@ class _Walker:
             message = f"nested more than {MAX_DEPTH} levels deep; refused"
             self.problems.append(Problem(self.file, line, col, message))
             raise _Abort
-        self.marks.setdefault(path, _at(node))
+        self.marks.setdefault(path, node.start_mark)
         if isinstance(node, ScalarNode):
             self._substitute(node, path)
             if node.tag == _STR:
@@ -347,7 +361,7 @@ class _Walker:
                 self.problems.append(Problem(self.file, line, col, message, _render((*path, key))))
                 continue
             seen[key] = key_node.start_mark.line + 1
-            self.key_marks[(*path, key)] = _at(key_node)
+            self.key_marks[(*path, key)] = key_node.start_mark
             data[key] = self.visit(value_node, (*path, key))
         if merged:
             self.construct = True  # PyYAML's merge order and nesting rules are its own
@@ -364,7 +378,7 @@ class _Walker:
             key = str(key_node.value)
             if key_node.tag != _MERGE and key not in seen:
                 seen[key] = key_node.start_mark.line + 1
-                self.key_marks[(*path, key)] = _at(key_node)
+                self.key_marks[(*path, key)] = key_node.start_mark
                 self.visit(value_node, (*path, key))
 
     def _substitute(self, node: ScalarNode, path: Path) -> None:
