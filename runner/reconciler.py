@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from runner import config as configs
 from runner import notify
 from runner.clock import Clock
+from runner.dburl import sqlite_file
 from runner.errors import Conflict, RunnerError
 from runner.plan import Plan, diff
 from runner.specs import Config, Settings
-from runner.store import engine as engines
-from runner.store import reconcile as reconciling
+from runner.store import readonly
 
 if TYPE_CHECKING:  # a running runner's: `runner apply` and `plan` do without them
     from runner.metrics import Metrics
@@ -51,6 +52,12 @@ async def plan(store: Store, config: Config, allow_empty: bool = False) -> Plan:
 def plan_of(url: str, config: Config) -> Plan:
     """What applying ``config`` to the database at ``url`` would change (its schema is
     brought up to date first, as opening the store does)."""
+    found = _read_sqlite(url)
+    if found is not None:
+        return diff(config, *found[1:])
+    from runner.store import engine as engines
+    from runner.store import reconcile as reconciling
+
     engine = engines.open_sqlite(url)
     if engine is None:
         return _on_store(url, lambda store: plan(store, config))
@@ -63,7 +70,17 @@ def plan_of(url: str, config: Config) -> Plan:
 
 def apply_to(url: str, config: Config, now: datetime, allow_empty: bool = False) -> Plan:
     """:func:`apply` ``config`` once to the database at ``url``, as ``runner apply`` does:
-    the same transaction and the same refusals, without a running store."""
+    the same transaction and the same refusals, without a running store. A config that is
+    applied already is known as such from the SQLite file without the store's imports."""
+    found = _read_sqlite(url)
+    if found is not None:
+        previous, stored_events, stored_cleanups = found
+        result = diff(config, stored_events, stored_cleanups, allow_empty)
+        if readonly.writes_nothing(config, result, previous):
+            return _carried_out(result, previous, config, None, now)
+    from runner.store import engine as engines
+    from runner.store import reconcile as reconciling
+
     engine = engines.open_sqlite(url)
     if engine is None:
         return _on_store(url, lambda store: apply(store, config, now, allow_empty))
@@ -73,6 +90,18 @@ def apply_to(url: str, config: Config, now: datetime, allow_empty: bool = False)
     finally:
         engine.dispose()
     return _carried_out(result, previous, config, None, now)
+
+
+def _read_sqlite(url: str) -> readonly.Declared | None:
+    """What the SQLite file ``url`` names holds (:func:`readonly.read`); None for other
+    databases, URLs with options (``?...``) and whatever that cannot read."""
+    path = sqlite_file(url)
+    if path is None or "?" in url:
+        return None
+    try:
+        return readonly.read(path)
+    except sqlite3.Error:  # the store reads it again, and says what is wrong
+        return None
 
 
 def _on_store(url: str, work: Callable[[Store], Awaitable[Plan]]) -> Plan:

@@ -17,8 +17,6 @@ driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN``
 
 from __future__ import annotations
 
-import functools
-import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +32,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from runner.errors import StoreError
 from runner.store import fresh
+from runner.store.readonly import MIGRATIONS_DIR
+from runner.store.readonly import head as head  # the revision migrate() ends at
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -46,7 +46,6 @@ SQLITE_CACHE_KIB = 32768  # the most each connection's page cache holds (32 MiB)
 #: Key of the PostgreSQL advisory lock that serialises concurrent migrations.
 MIGRATION_LOCK_KEY = 0x72756E6E6572  # "runner"
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Execution option read by the SQLite "begin" listener: True makes it BEGIN IMMEDIATE.
 _WRITE_OPTION = "runner_write"
@@ -243,24 +242,6 @@ def _current(connection: Connection) -> str | None:
         return None
     version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return None if version is None else str(version)
-
-
-@functools.cache
-def head() -> str:
-    """The newest migration's revision, read from the migration files' ``revision`` and
-    ``down_revision`` lines (the one revision no other names as its predecessor)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        text_ = script.read_text()
-        revisions |= set(_REVISION.findall(text_))
-        parents |= set(_DOWN_REVISION.findall(text_))
-    (newest,) = revisions - parents
-    return newest
-
-
-_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.M)
-_DOWN_REVISION = re.compile(r'^down_revision(?:: str \| None)? = "([^"]+)"', re.M)
 
 
 def _check_sqlite_directory(database: str | None, query: dict[str, Any]) -> None:

@@ -9,8 +9,6 @@ asyncio extension. Only config-owned rows are written; nothing here reads the cl
 
 from __future__ import annotations
 
-import functools
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -32,14 +30,11 @@ from sqlalchemy import (
 from runner import occurrences, schedules
 from runner.plan import Plan, Stored, diff
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
+from runner.store.readonly import CONFIG_STATE, REMOVED, JsonText, writes_nothing
 from runner.store.tables import cleanup_configs, events, state
 
 T = TypeVar("T")
-CONFIG_STATE = "config"
 RECONCILE_LOCK_KEY = 0x72756E6E6572 + 1  # beside the migration lock
-# The status of a config event that left the config: it never runs, is listed only when
-# asked for, and keeps its history until retention; declared again, it comes back.
-REMOVED = "removed"
 
 
 def reconcile(
@@ -79,10 +74,7 @@ def finish(
     """Carry ``plan`` out and record ``config`` as applied. Nothing is written when the
     plan has conflicts or refuses an empty config, or when it is empty and the same
     revision is applied already (without an error since)."""
-    if plan.conflicts or plan.refused_empty:
-        return
-    same = previous.get("revision") == config.revision and not previous.get("error")
-    if plan.empty and same:
+    if writes_nothing(config, plan, previous):
         return
     carry_out(conn, config, plan, now)
     put_state(conn, CONFIG_STATE, config_state(config, now, runner_id), now)
@@ -128,36 +120,15 @@ def declarations(conn: Connection) -> tuple[dict[str, Stored], dict[str, Stored]
             r.name: Stored(
                 r.name,
                 r.source,
-                _JsonText(r.spec),
+                JsonText(r.spec),
                 r.spec_hash,
                 r.schedule_hash,
                 r.status == REMOVED,
             )
             for r in event_rows
         },
-        {r.name: Stored(r.name, r.source, _JsonText(r.spec), r.spec_hash) for r in cleanup_rows},
+        {r.name: Stored(r.name, r.source, JsonText(r.spec), r.spec_hash) for r in cleanup_rows},
     )
-
-
-class _JsonText(Mapping[str, Any]):
-    """A JSON object as the database returned its text, decoded when first read."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    @functools.cached_property
-    def _data(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self._text)
-        return data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 def carry_out(conn: Connection, config: Config, plan: Plan, now: datetime) -> None:

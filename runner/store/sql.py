@@ -55,7 +55,8 @@ from runner.store import engine as engines
 from runner.store import hot
 from runner.store import reconcile as reconciling
 from runner.store.hot import Hot
-from runner.store.reconcile import CONFIG_STATE, REMOVED, cleanup_row, event_row, runtime
+from runner.store.readonly import CONFIG_STATE, REMOVED
+from runner.store.reconcile import cleanup_row, event_row, runtime
 from runner.store.tables import (
     UTCDateTime,
     cleanup_configs,

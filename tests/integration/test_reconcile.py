@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Executable, Table, func, insert, select, update
+from sqlalchemy import Executable, Table, func, insert, select, text, update
 
 from runner import config as configs
 from runner import reconciler
+from runner.dburl import sqlite_file
 from runner.errors import Conflict
 from runner.plan import Plan
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
+from runner.store import readonly
 from runner.store.engine import read_transaction, write_transaction
 from runner.store.sql import EventFilter, EventRow, Store
 from runner.store.tables import cleanup_configs, events, executions, state
@@ -498,3 +500,56 @@ async def test_applying_once_on_a_url_is_the_stores_apply(rig: Rig, db_url: str)
     with pytest.raises(Conflict, match="refusing to delete them all"):
         await asyncio.to_thread(reconciler.apply_to, db_url, Config(config.settings), LATER)
     assert await rig.names() == ["a", "b"]
+
+
+async def test_an_sqlite_file_read_without_the_store_reads_as_the_store_does(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # `runner plan` and a no-op `runner apply` read the file with sqlite3 alone.
+    path = sqlite_file(sqlite_url)
+    assert path is not None
+    assert readonly.read(path) is None  # no file yet: the store makes it
+    store = await Store.open(sqlite_url)
+    try:
+        rig = Rig(store, tmp_path)
+        config = rig.config([event("a"), event("gone")], [policy("p")])
+        await rig.apply(config)
+        await rig.apply(rig.config([event("a"), event("b")], [policy("p")]), LATER)
+        await rig.write(insert(events).values(user_event("mine")))
+        found = readonly.read(path)
+        assert found is not None
+        previous, stored_events, stored_cleanups = found
+        assert previous == await store.config_state()
+        expected_events, expected_cleanups = await store.stored_declarations()
+        for got, expected in (
+            (stored_events, expected_events),
+            (stored_cleanups, expected_cleanups),
+        ):
+            assert got.keys() == expected.keys()
+            for name, row in got.items():
+                assert (row.source, row.spec_hash, row.schedule_hash, row.retired) == (
+                    expected[name].source,
+                    expected[name].spec_hash,
+                    expected[name].schedule_hash,
+                    expected[name].retired,
+                )
+                assert dict(row.spec) == dict(expected[name].spec)
+        assert stored_events["gone"].retired
+    finally:
+        await store.close()
+
+
+async def test_an_sqlite_file_behind_the_schema_is_left_to_the_store(sqlite_url: str) -> None:
+    path = sqlite_file(sqlite_url)
+    assert path is not None
+    store = await Store.open(sqlite_url)
+    try:
+        await rig_write(store, text("UPDATE alembic_version SET version_num = '0005'"))
+    finally:
+        await store.close()
+    assert readonly.read(path) is None
+
+
+async def rig_write(store: Store, statement: Executable) -> None:
+    async with write_transaction(store.engine) as conn:
+        await conn.execute(statement)

@@ -1,0 +1,126 @@
+"""An SQLite file's config state and declarations, read with the standard library alone.
+
+``runner plan``, and ``runner apply`` of a config that is applied already, only read: the
+schema's revision, the config state and every stored event and policy. Read here through
+:mod:`sqlite3`, in one read transaction and as the store reads them, they need neither
+SQLAlchemy nor the store (a fifth of a second of imports). Whatever is to be written goes
+to the store's reconcile (:mod:`runner.store.reconcile`), which reads again under the
+write lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.plan import Plan, Stored
+from runner.specs import Config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONFIG_STATE = "config"
+# The status of a config event that left the config: it never runs, is listed only when
+# asked for, and keeps its history until retention; declared again, it comes back.
+REMOVED = "removed"
+BUSY_TIMEOUT = 5.0  # seconds, as the store's connections wait for a lock
+
+#: The config state before reconcile, and the stored events and policies by name.
+Declared = tuple[dict[str, Any], dict[str, Stored], dict[str, Stored]]
+
+_EVENTS = (
+    "SELECT name, source, CAST(spec AS TEXT), spec_hash, schedule_hash, status"
+    " FROM scheduler_events"
+)
+_CLEANUPS = "SELECT name, source, CAST(spec AS TEXT), spec_hash FROM scheduler_cleanup_configs"
+
+
+def read(path: str) -> Declared | None:
+    """The config state and every stored declaration of the SQLite file at ``path``, as
+    reconcile reads them; None where this cannot tell: no such file, or a schema that is
+    not at the :func:`head` revision (the store migrates it first)."""
+    if not os.path.isfile(path):
+        return None
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    try:
+        connection.execute("BEGIN")  # one snapshot for all three reads
+        if _revision(connection) != head():
+            return None
+        found = connection.execute(
+            'SELECT value FROM scheduler_state WHERE "key" = ?', (CONFIG_STATE,)
+        ).fetchone()
+        value = json.loads(found[0]) if found and found[0] is not None else None
+        events = {
+            name: Stored(name, source, JsonText(spec), spec_hash, schedule_hash, status == REMOVED)
+            for name, source, spec, spec_hash, schedule_hash, status in connection.execute(_EVENTS)
+        }
+        cleanups = {
+            name: Stored(name, source, JsonText(spec), spec_hash)
+            for name, source, spec, spec_hash in connection.execute(_CLEANUPS)
+        }
+        connection.execute("COMMIT")
+        return (dict(value) if value else {}), events, cleanups
+    finally:
+        connection.close()
+
+
+def _revision(connection: sqlite3.Connection) -> str | None:
+    try:
+        found = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:  # no such table: a database runner never opened
+        return None
+    return None if found is None else str(found[0])
+
+
+def writes_nothing(config: Config, plan: Plan, previous: Mapping[str, Any]) -> bool:
+    """Whether reconciling ``config`` writes nothing: its plan has conflicts or refuses an
+    empty config, or it is empty and the same revision is applied (without an error
+    since)."""
+    if plan.conflicts or plan.refused_empty:
+        return True
+    same = previous.get("revision") == config.revision and not previous.get("error")
+    return plan.empty and same
+
+
+class JsonText(Mapping[str, Any]):
+    """A JSON object as the database returned its text, decoded when first read: a
+    re-apply compares hashes, and decoding thousands of specs would be most of its time."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    @functools.cached_property
+    def _data(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self._text)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@functools.cache
+def head() -> str:
+    """The newest migration's revision, read from the migration files' ``revision`` and
+    ``down_revision`` lines (the one revision no other names as its predecessor)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        text_ = script.read_text()
+        revisions |= set(_REVISION.findall(text_))
+        parents |= set(_DOWN_REVISION.findall(text_))
+    (newest,) = revisions - parents
+    return newest
+
+
+_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.M)
+_DOWN_REVISION = re.compile(r'^down_revision(?:: str \| None)? = "([^"]+)"', re.M)
