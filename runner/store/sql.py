@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
+    Integer,
     Text,
     and_,
     bindparam,
@@ -525,13 +526,16 @@ class Store:
         return Claim([(event, decision) for _, event, decision in decided], started, next_due)
 
     async def _due_rows(self, conn: Any, due_by: datetime, limit: int) -> list[Any]:
-        """Up to ``limit`` due events, locked for this claim (see :meth:`start_due`)."""
+        """Up to ``limit`` due events, oldest first, which this claim holds (see
+        :meth:`start_due`): on SQLite by its write lock, on PostgreSQL locked row by row
+        (:func:`_locked_due_rows`)."""
         if self._hot is not None:
             return await self._hot.due.rows(conn, {"due_by": due_by, "b_limit": limit})
-        query = _DUE_ROWS.limit(limit)
-        if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list((await conn.execute(query, {"due_by": due_by})).all())
+        if not self.shared:
+            return list((await conn.execute(_DUE_ROWS.limit(limit), {"due_by": due_by})).all())
+        params = {"due_by": due_by, "claim_limit": limit}
+        rows = (await conn.execute(_LOCKED_DUE_ROWS, params)).all()
+        return list({row.id: row for row in rows}.values())  # one row per event
 
     async def _next_due_in(self, conn: Any) -> datetime | None:
         if self._hot is not None:
@@ -924,18 +928,52 @@ def _runnable() -> Any:
     return (events.c.status == "active") & events.c.enabled & ~events.c.paused
 
 
-def _due_ids() -> Any:
-    """The ids of events due by the ``due_by`` parameter: runnable ones whose next
-    occurrence or retry has come, and any with a manual trigger. Each part is one index
-    range."""
+def _due_parts() -> list[tuple[Any, Any]]:
+    """What makes an event due by the ``due_by`` parameter, in three parts, each one
+    index range and the column that index orders it by: runnable events whose next
+    occurrence or retry has come, and any with a manual trigger."""
     runnable = _runnable()
     due_by = bindparam("due_by", type_=UTCDateTime())
-    return union_all(
-        select(events.c.id).where(runnable, events.c.next_execution <= due_by),
-        select(events.c.id).where(runnable, events.c.retry_at <= due_by),
+    return [
+        (runnable & (events.c.next_execution <= due_by), events.c.next_execution),
+        (runnable & (events.c.retry_at <= due_by), events.c.retry_at),
         # ">= epoch", not "IS NOT NULL": SQLite uses the index only for a range.
-        select(events.c.id).where(events.c.triggered_at >= EPOCH, _triggerable()),
-    )
+        ((events.c.triggered_at >= EPOCH) & _triggerable(), events.c.triggered_at),
+    ]
+
+
+def _due_ids() -> Any:
+    """The ids of events due by the ``due_by`` parameter (:func:`_due_parts`)."""
+    return union_all(*(select(events.c.id).where(where) for where, _ in _due_parts()))
+
+
+def _locked_due_rows() -> Any:
+    """PostgreSQL's claim: up to ``claim_limit`` due events, oldest first, each row
+    locked (``FOR UPDATE SKIP LOCKED``) and read as locked.
+
+    Each part of :func:`_due_parts` is locked by a query of its own on the one table,
+    walking its index in order and stopping at the limit. The shape matters: locking
+    through ``id IN (union of the parts)`` sorted every due event on each claim, and
+    every row another runner had claimed since the statement began made PostgreSQL
+    recheck it (EvalPlanQual) by running the whole union again, minutes for a second
+    runner's first claim in a burst of 10,000. Here a recheck reads the one row. The
+    columns come from the locking queries themselves: a row another runner changed
+    after the statement's snapshot is read as locked, not as the snapshot saw it.
+    An event due in two parts appears twice (the caller keeps one); up to three times
+    the limit may be locked, and those beyond it are left as they were.
+    """
+    limit = bindparam("claim_limit", type_=Integer())
+    locked = [
+        select(*_CLAIM_COLUMNS)
+        .where(where)
+        .order_by(order)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte(f"due_{i}")
+        for i, (where, order) in enumerate(_due_parts())
+    ]
+    claimed = union_all(*(select(part) for part in locked)).subquery("claimed")
+    return select(claimed).order_by(claimed.c.next_execution).limit(limit)
 
 
 def _triggerable() -> Any:
@@ -1084,27 +1122,27 @@ _INSERT_EXECUTIONS = insert(executions).returning(
 )
 # What a claim reads of each due event: its state, and its spec as stored text, parsed
 # only when its hash is new to this process (a recurring event's spec is parsed once).
-_DUE_ROWS = (
-    select(
-        *(
-            events.c[name]
-            for name in (
-                "id",
-                "spec_hash",
-                "next_execution",
-                "last_execution",
-                "execution_count",
-                "retry_at",
-                "retry_scheduled_time",
-                "retry_attempt",
-                "triggered_at",
-            )
-        ),
-        cast(events.c.spec, Text).label("spec"),
-    )
-    .where(events.c.id.in_(_due_ids()))
-    .order_by(events.c.next_execution)
+_CLAIM_COLUMNS = (
+    *(
+        events.c[name]
+        for name in (
+            "id",
+            "spec_hash",
+            "next_execution",
+            "last_execution",
+            "execution_count",
+            "retry_at",
+            "retry_scheduled_time",
+            "retry_attempt",
+            "triggered_at",
+        )
+    ),
+    cast(events.c.spec, Text).label("spec"),
 )
+_DUE_ROWS = (
+    select(*_CLAIM_COLUMNS).where(events.c.id.in_(_due_ids())).order_by(events.c.next_execution)
+)
+_LOCKED_DUE_ROWS = _locked_due_rows()
 _SET_DECISION = (
     update(events)
     .where(events.c.id == bindparam("b_id"))

@@ -299,6 +299,42 @@ async def test_recovery_of_runs_left_running(store: Store, clock: FakeClock, eve
     assert retried.outcome == "succeeded"
 
 
+async def test_an_event_due_and_triggered_at_once_is_claimed_once_a_time(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", overlap="allow"))
+    clock.set(T0 + timedelta(minutes=1, seconds=3))
+    assert await store.request_run("a", clock.now())
+    await runner.tick()  # the trigger first, then the schedule: one run each
+    await finish_runs(runner)
+    rows = await history(store)
+    assert [(r.trigger, r.scheduled_time, r.outcome) for r in rows] == [
+        ("schedule", T0 + timedelta(minutes=1), "succeeded"),
+        ("manual", clock.now(), "succeeded"),
+    ]
+
+
+@pytest.mark.postgres
+async def test_a_claim_passes_over_the_events_another_runner_holds(
+    migrated_pg_url: str, clock: FakeClock, event: Make
+) -> None:
+    store = await Store.open(migrated_pg_url, database_clock=False)
+    try:
+        runner = await start(store, clock, *(event(f"e{i}") for i in range(4)))
+        clock.set(T0 + timedelta(minutes=1))
+        async with store.engine.connect() as other, other.begin():  # another runner's claim
+            held = events.c.name.in_(["e0", "e2"])
+            await other.execute(select(events.c.id).where(held).with_for_update())
+            await runner.tick()  # does not wait for them
+            await finish_runs(runner)
+            assert sorted(r.event for r in await history(store)) == ["e1", "e3"]
+        await runner.tick()
+        await finish_runs(runner)
+        assert sorted(r.event for r in await history(store)) == ["e0", "e1", "e2", "e3"]
+    finally:
+        await store.close()
+
+
 async def test_trigger_pause_and_resume(store: Store, clock: FakeClock, event: Make) -> None:
     runner = await start(store, clock, event("a", schedule={"every": "1h", "timezone": "UTC"}))
     clock.advance(7)
