@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     union_all,
     update,
 )
@@ -71,6 +72,7 @@ T = TypeVar("T")
 PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
+ANALYZE_AFTER = 1000  # changes of one reconcile after which PostgreSQL's statistics are renewed
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,11 @@ class Store:
         is already applied. Only config-owned rows are touched; updates keep runtime state
         (next execution, counters, last run, a pause) unless the schedule moved. Returns
         the plan and the config state found before.
+
+        On PostgreSQL, a plan of :data:`ANALYZE_AFTER` changes or more is followed by
+        ``ANALYZE`` of the events: until autovacuum gets to it (a minute or more), the
+        planner would take thousands of new due events for a handful and sort them all
+        on every claim instead of walking the due index.
         """
         async with self._write() as conn:
             previous, stored_events, stored_cleanups = await conn.run_sync(reconciling.begin)
@@ -372,7 +379,11 @@ class Store:
                 diff, config, stored_events, stored_cleanups, allow_empty
             )
             await conn.run_sync(reconciling.finish, config, plan, previous, now, runner_id)
-            return plan, previous
+        written = not (plan.conflicts or plan.refused_empty)
+        if self.shared and written and len(plan.changes) >= ANALYZE_AFTER:
+            async with self._write() as conn:
+                await conn.execute(text(f"ANALYZE {events.name}"))
+        return plan, previous
 
     async def record_config_error(self, message: str, now: datetime) -> None:
         """Remember that the latest config could not be applied (the last good one stays)."""

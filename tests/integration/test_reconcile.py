@@ -22,7 +22,7 @@ from runner.plan import Plan
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
 from runner.store import readonly
 from runner.store.engine import read_transaction, write_transaction
-from runner.store.sql import EventFilter, EventRow, Store
+from runner.store.sql import _LOCKED_DUE_ROWS, EventFilter, EventRow, Store
 from runner.store.tables import cleanup_configs, events, executions, state
 
 BERLIN = "Europe/Berlin"
@@ -211,6 +211,37 @@ async def test_cleanup_policies_are_created_updated_and_deleted(rig: Rig) -> Non
         "- delete cleanup tmp",
     ]
     assert await rig.policies() == [("logs", "config", "/srv/logs", "*", 5, 3)]
+
+
+@pytest.mark.postgres
+async def test_after_a_large_apply_a_claim_walks_the_due_index(
+    migrated_pg_url: str, tmp_path: Path
+) -> None:
+    store = await Store.open(migrated_pg_url)
+    try:
+        rig = Rig(store, tmp_path)
+        due = {"at": "2027-03-27T11:00:00Z"}  # an hour before NOW
+        # Without statistics PostgreSQL 15 sorts every due event from about this many on.
+        await rig.apply(rig.config([event(f"e{i}", schedule=due) for i in range(10_000)]))
+        claim = _LOCKED_DUE_ROWS.params(due_by=NOW, claim_limit=100)
+        compiled = claim.compile(
+            dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        async with read_transaction(store.engine) as conn:
+            plan = await conn.scalar(text(f"EXPLAIN (FORMAT JSON) {compiled}"))
+        (due_part,) = [
+            p for p in _plan_nodes(plan[0]["Plan"]) if p.get("Subplan Name") == "CTE due_0"
+        ]
+        walked = {node["Node Type"] for node in _plan_nodes(due_part)}
+        assert "Sort" not in walked  # not every due event sorted on each claim
+        assert "Index Scan" in walked
+    finally:
+        await store.close()
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """``node`` of an EXPLAIN (FORMAT JSON) plan and every node below it."""
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
 
 
 # --- idempotence ------------------------------------------------------------------------------
