@@ -21,6 +21,10 @@ class Clock(Protocol):
         """Return at ``deadline`` or as soon as ``wake`` is set, whichever is first."""
         ...
 
+    async def wait_until(self, instant: datetime) -> None:
+        """Return once :meth:`now` has reached ``instant``, never before (at once if it has)."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -38,3 +42,11 @@ class SystemClock:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 await wake.wait()
+
+    async def wait_until(self, instant: datetime) -> None:
+        import asyncio
+
+        # The loop's timers run on the monotonic clock, which may drift from the wall
+        # clock by a hair (NTP slewing): look again on waking rather than trust one sleep.
+        while (delay := (instant - self.now()).total_seconds()) > 0:  # noqa: ASYNC110 (a clock, not a flag)
+            await asyncio.sleep(delay)
