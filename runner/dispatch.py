@@ -53,6 +53,14 @@ class Record:
     error: str | None = None
     # The run's trace_session_id (module design): in its record, its logs, its context.
     trace_session_id: str = field(default_factory=_trace_id, compare=False)
+    # When a retry is due (its scheduled_time stays the occurrence it retries).
+    retry_at: datetime | None = None
+
+    @property
+    def start_at(self) -> datetime:
+        """The earliest instant the run may start: its retry's time, else its scheduled
+        time (a manual run's is the moment it was asked for)."""
+        return self.retry_at or self.scheduled_time
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,8 @@ def decide(event: DueEvent, now: datetime) -> Decision:
         return _with_run(event, run, event.next_execution, clear_trigger=True)
     if event.retry_at is not None and event.retry_at <= now:
         scheduled = event.retry_scheduled_time or event.retry_at
-        record = Record(scheduled, "running", "retry", event.retry_attempt or 2)
+        attempt = event.retry_attempt or 2
+        record = Record(scheduled, "running", "retry", attempt, retry_at=event.retry_at)
         return _with_run(event, _start(event, record), event.next_execution, clear_retry=True)
     return _scheduled(event, now)
 

@@ -1004,7 +1004,7 @@ def _decision_values(row: Any, decision: Decision, now: datetime) -> dict[str, A
         "b_id": row.id,
         "b_next_execution": decision.next_execution,
         "b_status": decision.status,
-        "b_last_execution": now if run is not None else row.last_execution,
+        "b_last_execution": max(now, run.start_at) if run is not None else row.last_execution,
         "b_execution_count": row.execution_count + counted,
         "b_retry_at": row.retry_at if keep_retry else None,
         "b_retry_scheduled_time": row.retry_scheduled_time if keep_retry else None,
@@ -1028,6 +1028,7 @@ def _finished_values(
     duration = None if started_at is None else (ended_at - started_at).total_seconds()
     return {
         "b_id": execution_id,
+        "b_started_at": started_at,
         "b_outcome": result.outcome,
         "b_success": result.outcome == "succeeded",
         "b_finished_at": ended_at,
@@ -1053,7 +1054,8 @@ def _execution_row(
         "trigger": record.trigger,
         "outcome": record.outcome,
         "success": None if running else False,
-        "started_at": now if running else None,
+        # Planned: a run claimed ahead starts at its time; finish() writes when it did.
+        "started_at": max(now, record.start_at) if running else None,
         "finished_at": None if running else now,
         "error": record.error,
         "runner_id": runner_id,
@@ -1183,6 +1185,12 @@ _SET_FINISHED = (
             for name in ("outcome", "success", "finished_at", "duration", "result", "error")
         }
         | {"lease_until": None}
+        # The run's true start; a recovered run (never seen to start here) keeps the planned.
+        | {
+            "started_at": func.coalesce(
+                _param("started_at", executions.c.started_at), executions.c.started_at
+            )
+        }
     )
 )
 _retry = bindparam("b_retry", type_=Boolean())
