@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,6 +40,15 @@ GROUP_COMMIT_WAIT = 0.002
 # then the trust lasts ANNOUNCED_CHECK: a wake-up for the clock need not query.
 FULL_CHECK = timedelta(minutes=1)
 ANNOUNCED_CHECK = timedelta(minutes=10)
+# How long before a run's time the loop claims it: twice the longest of the last
+# CLAIMS_MEASURED claims (a write transaction: a few ms, tens when the machine is busy or
+# another write holds the lock), within these bounds. The run then starts at its time from
+# a timer, so the claim's round trip makes no run late. A run claimed ahead holds its
+# slot from the claim; a runner killed in between leaves it "running", recovered as
+# failed ("runner stopped") and retried by policy.
+MIN_CLAIM_LEAD = timedelta(milliseconds=10)
+MAX_CLAIM_LEAD = timedelta(milliseconds=500)
+CLAIMS_MEASURED = 50
 
 
 def _log_failure(task: asyncio.Task[list[CleanupReport]]) -> None:
@@ -123,6 +133,7 @@ class Runner:
         self._recorder: asyncio.Task[None] | None = None
         # Set whenever a batch of ended runs has been recorded.
         self.recorded = asyncio.Event()
+        self._claim_times: deque[timedelta] = deque(maxlen=CLAIMS_MEASURED)
 
     def reconfigure(self, settings: Settings) -> None:
         """Work under new settings (a reloaded config) from now on: the limits at the next
@@ -138,11 +149,12 @@ class Runner:
     # --- one step -----------------------------------------------------------------------
 
     async def tick(self, due_by: datetime | None = None) -> datetime | None:
-        """Start everything due (by ``due_by``, default now) that the limit allows.
+        """Start everything due by ``due_by`` (default now) that the limit allows. A run
+        whose time is after now is claimed now and starts at its time, never before.
 
-        Returns when the next thing is due (None: nothing is scheduled). A time in the
-        past means something is due that could not start now: the limit is reached, or
-        another runner holds it.
+        Returns when the next thing is due (None: nothing is scheduled). A time not after
+        ``due_by`` (or now) means something is due that could not be claimed: the limit is
+        reached, or another runner holds it.
         """
         next_due: datetime | None = None
         claimed = False
@@ -155,12 +167,12 @@ class Runner:
         return next_due if claimed else await self.store.next_due()
 
     async def _claim_and_start(self, limit: int, due_by: datetime | None = None) -> Claim:
-        """One claim of up to ``limit`` events due by ``due_by`` (default now)."""
+        """One claim of up to ``limit`` events due by ``due_by`` (default now); a run due
+        after now starts at its time."""
         now = self.clock.now()
-        due = now if due_by is None else min(now, due_by)
+        due = now if due_by is None else due_by
         lease = self.settings.lease_seconds
         claim = await self.store.start_due(now, self.runner_id, limit, self.revision(), lease, due)
-        now = self.clock.now()  # the runs start now
         for event, decision in claim.decisions:
             for record in decision.records:
                 if record.outcome != "running":
@@ -168,13 +180,28 @@ class Runner:
                     extra = {"event": event.spec.name, "scheduled_time": record.scheduled_time}
                     log.info("occurrence %s: %s", record.outcome, record.error, extra=extra)
         for run in claim.started:
-            if run.replaces_running:
-                self._cancel_event_runs(run.spec.name, "replaced by a newer run (overlap: replace)")
-            self._launch(run, now)
+            self._launch(run)
         return claim
 
-    def _launch(self, started: Started, now: datetime) -> None:
+    def _launch(self, started: Started) -> None:
+        """Hold a slot for ``started`` from now on; it starts at its time (see _begin)."""
+        self.metrics.running.inc()
+        run = _Run(started, asyncio.create_task(self._execute(started)))
+        self.runs[started.execution_id] = run
+        run.task.add_done_callback(lambda task: self._crashed(started.execution_id, task))
+
+    async def _begin(self, started: Started) -> datetime:
+        """Wait for the run's time, then start it: stop the run it replaces and log the
+        start. Returns the instant it started."""
         record = started.record
+        await self.clock.wait_until(record.start_at)
+        now = self.clock.now()
+        if started.replaces_running:
+            self._cancel_event_runs(
+                started.spec.name,
+                "replaced by a newer run (overlap: replace)",
+                but=started.execution_id,
+            )
         extra = {
             "event": started.spec.name,
             "execution_id": started.execution_id,
@@ -187,10 +214,7 @@ class Runner:
             self.metrics.lateness.observe(max(lateness, 0.0))
             extra["lateness_s"] = round(lateness, 3)
         log.info("run started", extra=extra)
-        self.metrics.running.inc()
-        run = _Run(started, asyncio.create_task(self._execute(started, now)))
-        self.runs[started.execution_id] = run
-        run.task.add_done_callback(lambda task: self._crashed(started.execution_id, task))
+        return now
 
     def _crashed(self, execution_id: int, task: asyncio.Task[None]) -> None:
         """A run whose task failed before its result was queued (a bug, not a job's
@@ -203,7 +227,7 @@ class Runner:
         if self.runs.pop(execution_id, None) is not None:
             self.metrics.running.dec()
 
-    async def _execute(self, started: Started, started_at: datetime) -> None:
+    async def _execute(self, started: Started) -> None:
         record = started.record
         context = JobContext(
             started.spec.name,
@@ -216,7 +240,9 @@ class Runner:
         async def remember(pgid: int) -> None:
             await self._record_process(started.execution_id, pgid)
 
+        started_at: datetime | None = None
         try:
+            started_at = await self._begin(started)
             result = await run_job(started.spec, context, self.functions, remember)
         except asyncio.CancelledError:
             run = self.runs.get(started.execution_id)
@@ -226,6 +252,7 @@ class Runner:
         if run is not None:
             run.ended = True  # from here on, stopping must not cancel the recording
         ended_at = self.clock.now()
+        started_at = started_at or ended_at  # stopped before its time came: it never ran
         name, seconds = started.spec.name, (ended_at - started_at).total_seconds()
         self.metrics.ran(name, result.outcome, seconds)
         self._ended.append(
@@ -308,9 +335,10 @@ class Runner:
             },
         )
 
-    def _cancel_event_runs(self, name: str, reason: str) -> None:
+    def _cancel_event_runs(self, name: str, reason: str, but: int | None = None) -> None:
         for run in list(self.runs.values()):
-            if run.started.spec.name == name and not run.ended:
+            mine = run.started.spec.name == name and run.started.execution_id != but
+            if mine and not run.ended:
                 run.reason.append(reason)
                 run.task.cancel()
 
@@ -398,9 +426,12 @@ class Runner:
         self.wake.set()
 
     async def run(self) -> None:
-        """Tick and sleep until :meth:`stop`. Sleeps until the next due time, a wake-up (new
-        config, a run ending, an API call, another process writing to the database), or
-        ``check_interval`` at the longest.
+        """Tick and sleep until :meth:`stop`. Each turn claims what is due within the claim
+        lead (see :meth:`claim_lead`), and each run so claimed starts at its time: the
+        claim's round trip to the database is paid before the run's time, not after it.
+        Then it sleeps until the lead before the next due time, a wake-up (new config, a
+        run ending, an API call, a write to the database), or ``check_interval`` at the
+        longest.
 
         A turn that no one asked for (the ``check_interval`` came round and nothing was
         due) looks at the database only if someone else may have written to it, so an
@@ -414,16 +445,17 @@ class Runner:
         trust = ANNOUNCED_CHECK if announced else FULL_CHECK
         next_due: datetime | None = None
         look = True
-        last_look = self.clock.now()
+        last_look = claimed_by = self.clock.now()
         while not self._stopping:
             self.wake.clear()
             now = self.last_tick = self.clock.now()
             self.metrics.heartbeat.set(now.timestamp())
-            due = next_due is not None and next_due <= now
-            if look or due or self.store.changed() or now - last_look >= trust:
-                last_look = now
+            horizon = now + self.claim_lead()
+            due = next_due is not None and next_due <= horizon
+            if due or look or self.store.changed() or now - last_look >= trust:
+                last_look, claimed_by = now, horizon
                 try:
-                    next_due = await self.tick()
+                    next_due = await self._look(horizon, due)
                 except StoreError:
                     log.exception("database error; trying again")
                     next_due = now  # due at the next turn, not only once something changes
@@ -432,26 +464,53 @@ class Runner:
             except StoreError:
                 log.exception("database error; trying again")
             now = self.clock.now()
-            self.sleeping_until = self._sleep_deadline(now, next_due, announced)
+            self.sleeping_until = self._sleep_deadline(now, next_due, announced, claimed_by)
             await self.clock.sleep_until(self.sleeping_until, self.wake)
             self.sleeping_until = None
             look = self.wake.is_set()
 
+    def claim_lead(self) -> timedelta:
+        """How long before its time a run is claimed: twice the slowest of the last
+        :data:`CLAIMS_MEASURED` claims, within :data:`MIN_CLAIM_LEAD` and
+        :data:`MAX_CLAIM_LEAD`."""
+        slowest = max(self._claim_times, default=timedelta(0))
+        return min(MAX_CLAIM_LEAD, max(MIN_CLAIM_LEAD, 2 * slowest))
+
+    async def _look(self, horizon: datetime, due: bool) -> datetime | None:
+        """Claim what is due by ``horizon``; when nothing is known to be (a wake-up, a
+        change, a periodic look), ask first: a read, which holds no write lock, where most
+        wake-ups (this runner's own writes, announced) find nothing to claim. Returns
+        when the next thing is due, as :meth:`tick` does."""
+        if not due:
+            next_due = await self.store.next_due()
+            if next_due is None or next_due > horizon:
+                return next_due
+        began = self.clock.now()
+        next_due = await self.tick(horizon)
+        self._claim_times.append(self.clock.now() - began)
+        return next_due
+
     def _sleep_deadline(
-        self, now: datetime, next_due: datetime | None, announced: bool
+        self, now: datetime, next_due: datetime | None, announced: bool, claimed_by: datetime
     ) -> datetime:
-        """When the loop turns next, unless woken: the next due time or upkeep, within
-        ``check_interval``, or within :data:`FULL_CHECK` when writes are announced and
-        nothing runs (no lease to renew, no run to recover). Something due that could not
-        start waits for a run to end (which wakes us) or for another runner to take it: no
-        spinning."""
+        """When the loop turns next, unless woken: the claim lead before the next due time
+        (at once if that has passed) or upkeep, within ``check_interval``, or within
+        :data:`FULL_CHECK` when writes are announced and nothing runs (no lease to renew,
+        no run to recover). Something due by ``claimed_by`` (the last look's horizon)
+        that was not claimed waits for a run to end (which wakes us) or for another runner
+        to take it: no spinning."""
         idle = not self.runs and self._recover_at is None  # no lease to renew or recover
         quiet = announced and idle and (next_due is None or next_due > now)
         longest = now + (FULL_CHECK if quiet else timedelta(seconds=self.settings.check_interval))
+        claim_at = None
+        if next_due is not None and next_due > claimed_by:  # not blocked: its turn comes
+            claim_at = next_due - self.claim_lead()
+            if claim_at <= now:
+                return now  # it came within the lead while the last turn went on
         upkeep = [self._next_housekeeping]
         if self.settings.auto_cleanup_enabled and self._last_retention is not None:
             upkeep.append(self._last_retention + RETENTION_EVERY)
-        sooner = [t for t in (next_due, *upkeep) if t is not None and now < t < longest]
+        sooner = [t for t in (claim_at, *upkeep) if t is not None and now < t < longest]
         return min(sooner, default=longest)
 
     def _free(self) -> int:

@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from runner import reconciler
-from runner.loop import FULL_CHECK, Runner
+from runner.loop import (
+    CLAIMS_MEASURED,
+    FULL_CHECK,
+    MAX_CLAIM_LEAD,
+    MIN_CLAIM_LEAD,
+    Runner,
+)
 from runner.results import CleanupReport
 from runner.specs import (
     Config,
@@ -475,7 +481,7 @@ async def test_run_sleeps_until_the_next_due_time(
 
     clock.sleep_until = sleep_once  # type: ignore[method-assign]
     await runner.run()
-    assert clock.sleeps == [T0 + timedelta(seconds=10)]  # not a fixed poll
+    assert clock.sleeps == [T0 + timedelta(seconds=10) - MIN_CLAIM_LEAD]  # not a fixed poll
 
 
 async def test_an_idle_runner_sleeps_long_only_where_the_database_announces_writes(
@@ -541,3 +547,146 @@ async def test_a_reloaded_limit_applies_to_the_next_claim(
     for spec in specs:
         sample_jobs.GATES.setdefault(spec.name, asyncio.Event()).set()
     await finish_runs(runner)
+
+
+# --- claiming ahead ---------------------------------------------------------------------
+
+MS = timedelta(milliseconds=1)
+
+
+async def waiting_for(clock: FakeClock, *instants: datetime) -> None:
+    """Let the started runs' tasks reach their wait for their time."""
+    for _ in range(100):
+        if clock.waiting == list(instants):
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"waiting for {clock.waiting}, expected {list(instants)}")
+
+
+async def test_a_run_claimed_ahead_starts_at_its_time_and_records_its_true_start(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"))
+    due = T0 + timedelta(minutes=1)
+    clock.set(due - 5 * MS)
+    assert await runner.tick(due + 5 * MS) == T0 + timedelta(minutes=2)
+    assert len(runner.runs) == 1  # claimed: its slot is held from now
+    await waiting_for(clock, due)
+    ((row,), calls) = await history(store), sample_jobs.CALLS
+    assert (row.outcome, row.start_time, calls) == ("running", due, [])  # the planned start
+    clock.set(due - timedelta(microseconds=1))
+    await waiting_for(clock, due)  # not a microsecond early
+    assert sample_jobs.CALLS == []
+    clock.set(due + 3 * MS)  # the run's timer fired 3 ms late
+    await finish_runs(runner)
+    (row,) = await history(store)
+    assert (row.outcome, row.scheduled_time, row.start_time) == ("succeeded", due, due + 3 * MS)
+    assert [name for name, _, _ in sample_jobs.CALLS] == ["a"]
+
+
+async def test_a_retry_claimed_ahead_starts_at_its_retry_time(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    at = {"at": (T0 + timedelta(minutes=1)).isoformat(), "timezone": "UTC"}
+    retry = RetryPolicy(attempts=1, delay=60)
+    runner = await start(store, clock, event("once", "fail", schedule=at, retry=retry))
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    await finish_runs(runner)  # failed at 10:01:00: the retry is due at 10:02:00
+    retry_at = T0 + timedelta(minutes=2)
+    clock.set(retry_at - 5 * MS)
+    await runner.tick(retry_at + 5 * MS)
+    await waiting_for(clock, retry_at)  # its scheduled time is 10:01, long past
+    clock.set(retry_at)
+    await finish_runs(runner)
+    rows = await history(store)
+    assert [(r.attempt, r.trigger, r.start_time) for r in rows] == [
+        (1, "schedule", T0 + timedelta(minutes=1)),
+        (2, "retry", retry_at),
+    ]
+
+
+async def test_a_manual_run_claimed_with_a_lead_starts_at_once(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", schedule={"every": "1h", "timezone": "UTC"}))
+    assert await store.request_run("a", clock.advance(5))
+    await runner.tick(clock.now() + 50 * MS)
+    await finish_runs(runner)
+    (row,) = await history(store)
+    assert (row.trigger, row.outcome, row.start_time) == ("manual", "succeeded", clock.now())
+
+
+async def test_a_stop_during_the_lead_lets_the_claimed_run_start_at_its_time(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"))
+    due = T0 + timedelta(minutes=1)
+    clock.set(due - 5 * MS)
+    await runner.tick(due + 5 * MS)
+    stopping = asyncio.create_task(runner.shutdown(grace=30))
+    await waiting_for(clock, due)
+    clock.set(due)
+    await stopping
+    (row,) = await history(store)
+    assert (row.outcome, row.start_time) == ("succeeded", due)
+
+
+async def test_a_stop_without_grace_during_the_lead_records_the_run_it_never_started(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"))
+    due = T0 + timedelta(minutes=1)
+    clock.set(due - 5 * MS)
+    await runner.tick(due + 5 * MS)
+    await waiting_for(clock, due)
+    await runner.shutdown(grace=0)
+    (row,) = await history(store)
+    assert row.outcome == "interrupted"  # not left "running", and retried by its policy
+    assert row.error == "interrupted: the runner stopped after 0s grace"
+    assert sample_jobs.CALLS == []
+    assert runner.runs == {}
+
+
+async def test_the_claim_lead_follows_how_long_claims_take(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"), check_interval=60)
+    assert runner.claim_lead() == MIN_CLAIM_LEAD  # claims that take no time
+    start_due = store.start_due
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        clock.advance(0.03)  # a claim that took 30 ms
+        return await start_due(*args, **kwargs)
+
+    store.start_due = slow  # type: ignore[method-assign]
+    clock.set(T0 + timedelta(minutes=1) - 5 * MS)  # due within the lead
+    original = clock.sleep_until
+
+    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
+        await original(deadline, wake)
+        runner.stop()
+
+    clock.sleep_until = sleep_once  # type: ignore[method-assign]
+    await runner.run()
+    await finish_runs(runner)
+    assert runner.claim_lead() == 60 * MS
+    # The next claim is 60 ms before the next minute.
+    assert clock.sleeps == [T0 + timedelta(minutes=2) - 60 * MS]
+    for _ in range(CLAIMS_MEASURED):
+        runner._claim_times.append(timedelta(seconds=5))
+    assert runner.claim_lead() == MAX_CLAIM_LEAD
+
+
+async def test_something_due_during_a_slow_turn_is_claimed_at_once(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    # The last claim looked up to 10:00:00.010 and said the next run is at 10:00:00.020,
+    # but by the time the turn ended the clock was past 10:00:00.015: turn again at once,
+    # not after check_interval. Something due by the claim's horizon that it could not
+    # take (the limit, another runner) waits for a wake-up instead.
+    runner = await start(store, clock, event("a"), check_interval=1)
+    claimed_by = T0 + 10 * MS
+    now = T0 + 16 * MS
+    assert runner._sleep_deadline(now, T0 + 20 * MS, False, claimed_by) == now
+    assert runner._sleep_deadline(now, T0 + 5 * MS, False, claimed_by) == now + 1000 * MS
