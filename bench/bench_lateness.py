@@ -61,15 +61,29 @@ def runner_lateness(times: Sequence[float], workdir: Path) -> list[float]:
     with spawned(
         [str(RUNNER), "run", "--no-watch", "--log-format", "json"], directory, directory / "log"
     ):
-        time.sleep(max(0.0, max(times) - time.time() + 2))
-    with sqlite3.connect(directory / "runner.db") as db:
-        rows = db.execute(
-            "SELECT (julianday(start_time) - julianday(scheduled_time)) * 86400"
-            " FROM scheduler_executions WHERE trigger = 'schedule'"
-        ).fetchall()
+        # Until every job has started, or half a minute after the last instant.
+        time.sleep(max(0.0, max(times) - time.time()))
+        while len(rows := _started(directory / "runner.db")) < len(times):
+            if time.time() > max(times) + 30:
+                break
+            time.sleep(0.5)
     if len(rows) != len(times):
         raise RuntimeError(f"runner started {len(rows)} of {len(times)} jobs")
-    return [float(r[0]) for r in rows]
+    # In Python, to the microsecond: SQLite's julianday() keeps only milliseconds.
+    return [(_utc(start) - _utc(scheduled)).total_seconds() for start, scheduled in rows]
+
+
+def _started(database: Path) -> list[tuple[str, str]]:
+    """(start, scheduled) of each scheduled run that has ended: its true start recorded."""
+    with sqlite3.connect(database) as db:
+        return db.execute(
+            "SELECT start_time, scheduled_time FROM scheduler_executions"
+            " WHERE trigger = 'schedule' AND end_time IS NOT NULL"
+        ).fetchall()
+
+
+def _utc(stored: str) -> datetime:
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
 
 
 def aps3_lateness(times: Sequence[float], workdir: Path) -> list[float]:

@@ -5,6 +5,7 @@ JSON line: each job's start minus its scheduled time, in seconds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -15,10 +16,14 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 LATENESS: list[float] = []
+EXPECTED: list[int] = []
+ALL_RAN = asyncio.Event()
 
 
 async def stamp(at: float) -> None:
     LATENESS.append(time.time() - at)
+    if len(LATENESS) == EXPECTED[0]:
+        ALL_RAN.set()
 
 
 async def main(instants: list[float], database: str) -> None:
@@ -30,8 +35,11 @@ async def main(instants: list[float], database: str) -> None:
     for i, at in enumerate(instants):
         run_date = datetime.fromtimestamp(at, UTC)
         scheduler.add_job(stamp, "date", run_date=run_date, args=[at], id=f"job-{i:05d}")
+    EXPECTED.append(len(instants))
     scheduler.start()
-    await asyncio.sleep(max(instants) - time.time() + 2)
+    # Until every job has run, or half a minute after the last instant.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ALL_RAN.wait(), max(instants) - time.time() + 30)
     scheduler.shutdown(wait=False)
     print(json.dumps({"lateness": LATENESS}))
 
