@@ -291,7 +291,7 @@ class _Builder:
         found = [*self.problems, *(p for p in resolver.problems if not self._unknown(p))]
         problems = sorted(found)  # by file, line and column, as an editor lists them
         errors = [p for p in problems if p.severity == "error"]
-        partial = replace(config, events=self._valid_events(config, errors))
+        partial = replace(config, events=self._valid_events(config, errors)) if errors else config
         return Report(None if errors else config, problems, partial)
 
     def _valid_events(self, config: Config, errors: list[Problem]) -> tuple[EventSpec, ...]:
@@ -592,14 +592,16 @@ class _Resolver:
             )
             self.problem(where.at("function"), message)
             job = None
-        retry_raw = data.get("retry", {})
-        default = settings.default_retry
-        retry = RetryPolicy(
-            attempts=retry_raw.get("attempts", default.attempts),
-            delay=retry_raw.get("delay", default.delay),
-            backoff=retry_raw.get("backoff", default.backoff),
-            max_delay=retry_raw.get("max_delay"),
-        )
+        retry_raw = data.get("retry")
+        retry = settings.default_retry  # frozen: events without a retry block share it
+        if retry_raw:
+            retry = RetryPolicy(
+                attempts=retry_raw.get("attempts", retry.attempts),
+                delay=retry_raw.get("delay", retry.delay),
+                backoff=retry_raw.get("backoff", retry.backoff),
+                max_delay=retry_raw.get("max_delay"),
+            )
+        misfire = data.get("misfire")
         if schedule is None or job is None:
             return None
         return EventSpec(
@@ -611,7 +613,7 @@ class _Resolver:
             timeout=data.get("timeout", settings.execution_timeout),
             retry=retry,
             overlap=data.get("overlap", "forbid"),
-            misfire=MisfirePolicy(**data.get("misfire", {})),
+            misfire=MisfirePolicy(**misfire) if misfire else _MISFIRE,
             max_executions=data.get("max_executions"),
             enabled=data.get("enabled", True),
             jitter=data.get("jitter", 0),
@@ -635,12 +637,12 @@ class _Resolver:
         try:
             key: Any = tuple(raw.items())
             found = self._schedules.get(key)
-        except TypeError:  # a value that is a mapping or a list
-            key, found = None, None
+        except TypeError:  # a value that is a mapping or a list (`every: {minutes: 15}`)
+            key = repr(raw)
+            found = self._schedules.get(key)
         if found is None:
             found = self._judge_schedule(raw, settings)
-            if key is not None:
-                self._schedules[key] = found
+            self._schedules[key] = found
         for field_name, message, severity in found:
             self.problem(where.at(field_name) if field_name else where, message, severity)
         if any(severity == "error" for _, _, severity in found):
@@ -737,6 +739,9 @@ class _Resolver:
             )
             self.problem(where, message, "warning")
         return spec
+
+
+_MISFIRE = MisfirePolicy()  # the default, shared (frozen) by events without a misfire block
 
 
 def _split(command: str) -> list[str]:

@@ -242,7 +242,7 @@ class Settings:
     # Registered names of job functions: name -> module:callable.
     functions: Mapping[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def default_retry(self) -> RetryPolicy:
         attempts = self.max_retry_attempts if self.retry_failed_events else 0
         return RetryPolicy(attempts=attempts, delay=self.retry_delay)
