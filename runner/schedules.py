@@ -414,7 +414,67 @@ def _plan(expression: str) -> _CronPlan:
     fields = _cron_fields(expression)
     try:
         forms = _day_forms(fields[2], fields[4])
-        plain = [*fields[:2], forms.days or "*", fields[3], forms.weekdays or "*"]
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
+    plain = [*fields[:2], forms.days or "*", fields[3], forms.weekdays or "*"]
+    simple = [_simple_values(f, low, high) for f, (low, high) in zip(plain, _RANGES, strict=True)]
+    if None in simple:
+        expanded = _croniter_values(expression, plain)
+    else:
+        expanded = [(v, False) for v in simple if v is not None]
+    (minutes, _), (hours, _), (days, last_day), (months, _), (weekdays, _) = expanded
+    return _CronPlan(
+        minutes=minutes,
+        hours=hours,
+        days=frozenset(days if forms.days else ()),
+        last_day=last_day,
+        last_workday=forms.last_workday,
+        months=frozenset(months),
+        weekdays=frozenset(weekdays if forms.weekdays else ()),
+        nth_weekdays=forms.nth,
+        last_weekdays=forms.last,
+        # Vixie cron: the two day fields combine with OR unless either starts with a star.
+        day_or=not fields[2].startswith(("*", "?")) and not fields[4].startswith(("*", "?")),
+        wildcard_hour=fields[1].startswith("*"),
+    )
+
+
+# The range of each of the five fields, as croniter reads them (day-of-week from Sunday).
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_SIMPLE_TERM = re.compile(r"(?:\*|([0-9]+)(?:-([0-9]+))?)(?:/([0-9]+))?")
+
+
+def _simple_values(field: str, low: int, high: int) -> tuple[int, ...] | None:
+    """What a simple field allows: ``*``, a number, a range or a step (``7``, ``1-5``,
+    ``*/15``, ``10-40/10``) or a list of numbers (``0,30``), as croniter reads it but
+    without it (its parse is most of the time of checking a thousand distinct crons).
+    None for anything else (names, ``L``, other lists, a range that wraps, a step without
+    a range, a number out of range), which croniter reads and judges: it reads some
+    lists its own way (``*,13`` allows 13 alone)."""
+    terms = field.split(",")
+    if len(terms) > 1 and not all(term.isascii() and term.isdigit() for term in terms):
+        return None
+    allowed: set[int] = set()
+    for term in terms:
+        match = _SIMPLE_TERM.fullmatch(term)
+        if match is None:
+            return None
+        first, last, step = match.groups()
+        if first is not None and last is None and step is not None:
+            return None  # "5/15": croniter's own reading
+        start = low if first is None else int(first)
+        end = high if first is None else int(last or first)
+        every = int(step or 1)
+        if not low <= start <= end <= high or every < 1 or (last and start == end):
+            return None  # out of range, no step, or a range of one (croniter: "all")
+        allowed.update(range(start, end + 1, every))
+    return tuple(sorted(allowed))
+
+
+def _croniter_values(expression: str, plain: list[str]) -> list[tuple[tuple[int, ...], bool]]:
+    """The values each of the five ``plain`` fields allows, and whether it holds ``L``, as
+    croniter expands them; ValueError naming ``expression`` where croniter refuses it."""
+    try:
         expanded, nth = croniter.expand(" ".join(plain))
     except CroniterError as exc:
         reason = "H (hashed) values are not supported" if "hash" in str(exc).lower() else exc
@@ -423,21 +483,10 @@ def _plan(expression: str) -> _CronPlan:
         raise ValueError(f"invalid cron expression {expression!r}: {exc}") from None
     if nth:  # croniter's own nth forms never remain: _day_forms took every "#"
         raise ValueError(f"invalid cron expression {expression!r}")
-    minute, hour, day, month, weekday = expanded
-    return _CronPlan(
-        minutes=_values(minute, 0, 59),
-        hours=_values(hour, 0, 23),
-        days=frozenset(_values(day, 1, 31) if forms.days else ()),
-        last_day="l" in day,
-        last_workday=forms.last_workday,
-        months=frozenset(_values(month, 1, 12)),
-        weekdays=frozenset(_values(weekday, 0, 6) if forms.weekdays else ()),
-        nth_weekdays=forms.nth,
-        last_weekdays=forms.last,
-        # Vixie cron: the two day fields combine with OR unless either starts with a star.
-        day_or=not fields[2].startswith(("*", "?")) and not fields[4].startswith(("*", "?")),
-        wildcard_hour=fields[1].startswith("*"),
-    )
+    return [
+        (_values(field, low, high), "l" in field)
+        for field, (low, high) in zip(expanded, _RANGES, strict=True)
+    ]
 
 
 def _next_real(plan: _CronPlan, t: datetime, zone: ZoneInfo) -> datetime | None:

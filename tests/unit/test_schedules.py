@@ -16,6 +16,7 @@ from cronsim import CronSim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runner import schedules
 from runner.schedules import (
     At,
     Cron,
@@ -684,3 +685,35 @@ def test_every_calendar_matches_stepping_reference(
         if fire > t:
             expected.append(fire)
     assert fire_times(Every(amount, unit, zone, start=start), t.astimezone(zone), 3) == expected
+
+
+# --- simple fields read without croniter ------------------------------------------------
+
+
+def _simple_field(high: int) -> st.SearchStrategy[str]:
+    """Fields of numbers, ranges, steps and lists around ``0..high`` (a few out of range)."""
+    number = st.integers(0, high + 2).map(str)
+    span = st.tuples(number, number).map("-".join)
+    return st.one_of(
+        st.just("*"),
+        number,
+        span,
+        st.tuples(st.one_of(st.just("*"), span), st.integers(0, high + 4).map(str)).map("/".join),
+        st.lists(number, min_size=2, max_size=3).map(",".join),
+        st.lists(st.one_of(st.just("*"), span), min_size=2, max_size=3).map(",".join),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.tuples(*(_simple_field(high) for _low, high in schedules._RANGES)))
+def test_simple_cron_fields_are_read_as_croniter_reads_them(fields: tuple[str, ...]) -> None:
+    # Simple fields are expanded without croniter (schedules._simple_values); whatever
+    # that takes, croniter takes too and allows the same values.
+    simple = [
+        schedules._simple_values(field, low, high)
+        for field, (low, high) in zip(fields, schedules._RANGES, strict=True)
+    ]
+    if None in simple:
+        return
+    expanded = schedules._croniter_values(" ".join(fields), list(fields))
+    assert expanded == [(values, False) for values in simple]
