@@ -108,14 +108,18 @@ class Hot:
 async def transaction(conn: AsyncConnection) -> AsyncIterator[Any]:
     """A write transaction (``BEGIN IMMEDIATE``: the write lock at once) on the aiosqlite
     connection under ``conn``, which must not be in a transaction of SQLAlchemy's;
-    committed on normal exit, rolled back on any exception. Yields that connection."""
+    committed on normal exit, rolled back on any exception (a cancelled ``BEGIN``
+    included). Yields that connection."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.execute("BEGIN IMMEDIATE")
     try:
+        await driver.execute("BEGIN IMMEDIATE")
         yield driver
     except BaseException:
-        await driver.rollback()
+        try:
+            await driver.rollback()  # nothing to do if the BEGIN never ran
+        except Exception:
+            await conn.invalidate()  # a connection that cannot roll back is not reused
         raise
     await driver.commit()
 
