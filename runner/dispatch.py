@@ -79,25 +79,29 @@ class Decision:
         return next((r for r in self.records if r.outcome == "running"), None)
 
 
-def decide(event: DueEvent, now: datetime) -> Decision:
-    """Handle the most urgent due thing of ``event``: a manual trigger, a retry, or the schedule.
+def decide(event: DueEvent, due_by: datetime, now: datetime | None = None) -> Decision:
+    """Handle the most urgent thing of ``event`` due by ``due_by``: a manual trigger, a
+    retry, or the schedule.
 
-    One claim handles one of them; what else is due stays due for the next claim.
+    One claim handles one of them; what else is due stays due for the next claim. How late
+    an occurrence is (for the misfire grace) is judged at ``now`` (default ``due_by``):
+    one claimed a little ahead of its time is not late at all.
     """
+    now = due_by if now is None else now
     if event.triggered_at is not None:
         run = _start(event, Record(event.triggered_at, "running", "manual"))
         return _with_run(event, run, event.next_execution, clear_trigger=True)
-    if event.retry_at is not None and event.retry_at <= now:
+    if event.retry_at is not None and event.retry_at <= due_by:
         scheduled = event.retry_scheduled_time or event.retry_at
         attempt = event.retry_attempt or 2
         record = Record(scheduled, "running", "retry", attempt, retry_at=event.retry_at)
         return _with_run(event, _start(event, record), event.next_execution, clear_retry=True)
-    return _scheduled(event, now)
+    return _scheduled(event, due_by, now)
 
 
-def _scheduled(event: DueEvent, now: datetime) -> Decision:
+def _scheduled(event: DueEvent, due_by: datetime, now: datetime) -> Decision:
     spec = event.spec
-    due = _due_occurrences(event, now)
+    due = _due_occurrences(event, due_by)
     if not due:
         return Decision((), event.next_execution)
     grace = spec.misfire.grace
@@ -105,10 +109,10 @@ def _scheduled(event: DueEvent, now: datetime) -> Decision:
         # Each occurrence runs; the next one stays due for the next claim.
         return _with_run(event, _start(event, Record(due[0], "running")), _next(spec, due[0]))
     latest, backlog = due[-1], due[:-1]
-    following = _next(spec, max(latest, now))
+    following = _next(spec, max(latest, due_by))
     if spec.misfire.policy == "skip":
         records = [_missed_or_coalesced(o, now, grace) for o in backlog]
-        if (now - latest).total_seconds() > grace:
+        if (now - latest).total_seconds() > grace:  # negative when claimed ahead
             records.append(Record(latest, "missed", error=_late(latest, now)))
             return Decision(tuple(records), following, _status(following))
     else:

@@ -505,7 +505,7 @@ class Store:
                 return Claim([], [], await self._next_due_in(conn))
             running = await self._running_counts(conn, [row.id for row in rows])
             decided = [
-                (row, event, decide(event, due_by))
+                (row, event, decide(event, due_by, now))
                 for row in rows
                 for event in (self._to_due(row, running),)
             ]

@@ -690,3 +690,15 @@ async def test_something_due_during_a_slow_turn_is_claimed_at_once(
     now = T0 + 16 * MS
     assert runner._sleep_deadline(now, T0 + 20 * MS, False, claimed_by) == now
     assert runner._sleep_deadline(now, T0 + 5 * MS, False, claimed_by) == now + 1000 * MS
+
+
+async def test_a_run_claimed_ahead_is_not_late_for_a_zero_misfire_grace(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a", misfire=MisfirePolicy("skip", grace=0)))
+    due = T0 + timedelta(minutes=1)
+    clock.set(due - 5 * MS)
+    await runner.tick(due + 5 * MS)
+    clock.set(due)
+    await finish_runs(runner)
+    assert outcomes(await history(store)) == [("a", "10:01:00", 1, "succeeded")]

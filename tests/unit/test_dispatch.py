@@ -271,6 +271,26 @@ def test_zero_grace_still_runs_an_occurrence_decided_at_its_exact_time() -> None
     ]
 
 
+def test_an_occurrence_claimed_ahead_of_its_time_is_not_late() -> None:
+    # Claimed at 09:59:59.990 for what is due by 10:00:00.010: zero grace still runs it.
+    spec = make_spec(misfire="skip", grace=0)
+    decision = decide(make_due(spec, t("10:00")), t("10:00:00.010"), t("09:59:59.990"))
+    assert rows(decision) == [(t("10:00"), "running", "schedule", 1)]
+    assert decision.next_execution == t("10:01")
+
+
+def test_a_retry_claimed_ahead_starts_at_its_retry_time() -> None:
+    due = make_due(
+        next_execution=t("11:00"),
+        retry_at=t("10:01:00"),
+        retry_scheduled_time=t("10:00"),
+        retry_attempt=2,
+    )
+    run = decide(due, t("10:01:00.010"), t("10:00:59.990")).run
+    assert run is not None
+    assert (run.scheduled_time, run.trigger, run.start_at) == (t("10:00"), "retry", t("10:01"))
+
+
 @pytest.mark.parametrize("policy", ["coalesce", "skip"])
 def test_a_backlog_longer_than_max_backlog_still_runs_the_latest_occurrence(
     policy: MisfireMode,
