@@ -656,7 +656,7 @@ async def test_the_claim_lead_follows_how_long_claims_take(
     start_due = store.start_due
 
     async def slow(*args: Any, **kwargs: Any) -> Any:
-        clock.advance(0.03)  # a claim that took 30 ms
+        clock.advance(0.015)  # a claim that took 15 ms
         return await start_due(*args, **kwargs)
 
     store.start_due = slow  # type: ignore[method-assign]
@@ -670,12 +670,14 @@ async def test_the_claim_lead_follows_how_long_claims_take(
     clock.sleep_until = sleep_once  # type: ignore[method-assign]
     await runner.run()
     await finish_runs(runner)
-    assert runner.claim_lead() == 60 * MS
-    # The next claim is 60 ms before the next minute.
-    assert clock.sleeps == [T0 + timedelta(minutes=2) - 60 * MS]
-    for _ in range(CLAIMS_MEASURED):
-        runner._claim_times.append(timedelta(seconds=5))
+    assert runner.claim_lead() == 30 * MS
+    # The next claim is 30 ms before the next minute.
+    assert clock.sleeps == [T0 + timedelta(minutes=2) - 30 * MS]
+    runner._measured(timedelta(seconds=5))
     assert runner.claim_lead() == MAX_CLAIM_LEAD
+    for _ in range(CLAIMS_MEASURED):
+        runner._measured(timedelta(0))
+    assert runner.claim_lead() == MIN_CLAIM_LEAD  # the slow one forgotten
 
 
 async def test_something_due_during_a_slow_turn_is_claimed_at_once(
@@ -702,3 +704,32 @@ async def test_a_run_claimed_ahead_is_not_late_for_a_zero_misfire_grace(
     clock.set(due)
     await finish_runs(runner)
     assert outcomes(await history(store)) == [("a", "10:01:00", 1, "succeeded")]
+
+
+async def test_a_turn_claims_what_is_due_within_twice_the_lead(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    # The turn comes when the next run is within the lead (20 ms) and claims all that is
+    # due within twice that, so a claim serves several runs rather than one.
+    due = T0 + timedelta(minutes=1)
+    offsets = (0, 15, 35, 45)
+    specs = [
+        event(f"at-{ms}", schedule={"at": (due + ms * MS).isoformat(), "timezone": "UTC"})
+        for ms in offsets
+    ]
+    runner = await start(store, clock, *specs, check_interval=60)
+    clock.set(due - 5 * MS)
+    original = clock.sleep_until
+
+    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
+        await original(deadline, wake)
+        runner.stop()
+
+    clock.sleep_until = sleep_once  # type: ignore[method-assign]
+    await runner.run()
+    assert MIN_CLAIM_LEAD == 20 * MS
+    claimed = sorted(r.started.spec.name for r in runner.runs.values())
+    assert claimed == ["at-0", "at-15", "at-35"]  # due by 10:01:00.035; 10:01:00.045 is not
+    assert clock.sleeps == [due + 45 * MS - MIN_CLAIM_LEAD]
+    clock.set(due + 35 * MS)
+    await finish_runs(runner)
