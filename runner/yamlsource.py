@@ -163,6 +163,10 @@ class _Reader:
         self.key_marks: dict[Path, Any] = {}
         self.non_finite: list[Path] = []
         self.plain: dict[str, Any] = {}  # plain scalars' values by their text
+        # The first characters of plain scalars that may be something other than a string
+        # (PyYAML's implicit resolvers are looked up by it): any other is a string.
+        resolvers = loader.yaml_implicit_resolvers
+        self.typed_starts = None if None in resolvers else frozenset(resolvers)
         self.string_keys: set[str] = set()  # plain keys known to be strings
 
     def document(self) -> Parsed:
@@ -234,7 +238,7 @@ class _Reader:
             mark = event.start_mark
             expanded = self.walker.expand(value, plain, path, (mark.line + 1, mark.column + 1))
             return value if expanded is None else self.built(*expanded, path)
-        if not plain:
+        if not plain or (self.typed_starts is not None and value[:1] not in self.typed_starts):
             return value
         try:
             return self.plain[value]
