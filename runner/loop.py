@@ -31,9 +31,10 @@ from runner.store.sql import Claim, Finished, Started, Store
 log = logging.getLogger("runner.loop")
 
 RETENTION_EVERY = timedelta(hours=1)
-# How long the first ended run of a batch waits for others before its record is written.
-# It bounds what a kill -9 can lose: a run that ended in the last few milliseconds stays
-# "running" in the database and is recovered as failed ("runner stopped").
+# How long the first ended run of a batch waits for others before its record is written
+# (by itself, or first in the transaction of the claim run_once makes next). It bounds
+# what a kill -9 can lose: a run that ended in the last few milliseconds stays "running"
+# in the database and is recovered as failed ("runner stopped").
 GROUP_COMMIT_WAIT = 0.002
 # The longest an idle runner trusts "nothing changed" before querying anyway. It is also
 # the longest an idle runner sleeps when the database announces writes (see run), and
@@ -132,8 +133,10 @@ class Runner:
         self._ended: list[Finished] = []
         self._recover_at: datetime | None = None  # when unrecorded runs can be recovered
         self._recorder: asyncio.Task[None] | None = None
-        # Set whenever a batch of ended runs has been recorded.
+        # Set whenever a batch of ended runs has been recorded, or, while run_once waits
+        # to claim (_claim_waits), is ready for its claim to record.
         self.recorded = asyncio.Event()
+        self._claim_waits = False
         self._claim_times: deque[timedelta] = deque(maxlen=CLAIMS_MEASURED)
         self._claim_lead = MIN_CLAIM_LEAD
 
@@ -160,21 +163,34 @@ class Runner:
         """
         next_due: datetime | None = None
         claimed = False
-        while not self._stopping and (free := self._free()) > 0:
+        # Runs that ended and wait for their record free their slots in the claim's
+        # transaction, which records them first.
+        while not self._stopping and (free := self._free() + len(self._ended)) > 0:
             claim = await self._claim_and_start(free, due_by)
             next_due, claimed = claim.next_due, True
             horizon = due_by or self.clock.now()
             if not claim.decisions or next_due is None or next_due > horizon:
-                return next_due
+                break
+        self._start_recorder()  # runs that ended during the claim, or with no claim to come
         return next_due if claimed else await self.store.next_due()
 
     async def _claim_and_start(self, limit: int, due_by: datetime | None = None) -> Claim:
-        """One claim of up to ``limit`` events due by ``due_by`` (default now); a run due
-        after now starts at its time."""
+        """One claim of up to ``limit`` events due by ``due_by`` (default now), which
+        first records the runs that ended meanwhile; a run due after now starts at its
+        time."""
         now = self.clock.now()
         due = now if due_by is None else due_by
         lease = self.settings.lease_seconds
-        claim = await self.store.start_due(now, self.runner_id, limit, self.revision(), lease, due)
+        batch, self._ended = self._ended, []
+        try:
+            claim = await self.store.start_due(
+                now, self.runner_id, limit, self.revision(), lease, due, batch
+            )
+        except BaseException:
+            self._ended[:0] = batch  # not recorded: the recorder tries on its own
+            self._start_recorder()
+            raise
+        self._recorded(batch, claim.recorded)
         for event, decision in claim.decisions:
             for record in decision.records:
                 if record.outcome != "running":
@@ -267,7 +283,10 @@ class Runner:
                 record.trace_session_id,
             )
         )
-        if self._recorder is None or self._recorder.done():
+        self._start_recorder()
+
+    def _start_recorder(self) -> None:
+        if self._ended and (self._recorder is None or self._recorder.done()):
             self._recorder = asyncio.create_task(self._record())
 
     async def _record_process(self, execution_id: int, pgid: int) -> None:
@@ -293,7 +312,9 @@ class Runner:
     async def _record(self) -> None:
         """Record ended runs in group commits: whatever ended while the previous
         transaction was being written goes into the next, so a burst costs one
-        transaction per batch and a lone run is recorded at once.
+        transaction per batch and a lone run is recorded at once. While run_once waits
+        to claim, the batch is left for its claim, which records it in the same
+        transaction.
 
         A run stays in :attr:`runs` (holding its slot and its lease) until its record is
         written, so the next claim sees it as ended. If writing fails, the runs stay
@@ -303,6 +324,9 @@ class Runner:
             if len(self._ended) < len(self.runs):
                 # Others are still running: give those about to end a moment to join.
                 await asyncio.sleep(GROUP_COMMIT_WAIT)
+            if self._claim_waits and not self._stopping:
+                self.recorded.set()  # run_once claims now, taking the batch
+                return
             batch, self._ended = self._ended, []
             full = self._free() <= 0
             try:
@@ -313,13 +337,18 @@ class Runner:
                 lease = timedelta(seconds=self.settings.lease_seconds)
                 self._recover_at = self.clock.now() + lease
                 kept = None
-            for finished in batch:
-                self._forget(finished.execution_id)
-                if kept is not None:
-                    self._log_end(finished, finished.execution_id in kept)
+            self._recorded(batch, kept)
             self.recorded.set()
             if full:
                 self.wake.set()  # a slot is free again for what waits
+
+    def _recorded(self, batch: list[Finished], kept: set[int] | None) -> None:
+        """Free the slots of ``batch``, whose record is written (``kept``: the runs this
+        runner still held) or failed (None)."""
+        for finished in batch:
+            self._forget(finished.execution_id)
+            if kept is not None:
+                self._log_end(finished, finished.execution_id in kept)
 
     @staticmethod
     def _log_end(finished: Finished, kept: bool) -> None:
@@ -537,7 +566,12 @@ class Runner:
             await self.tick(cutoff)
             if not self.runs:
                 return
-            await self.recorded.wait()
+            # The runs that end are recorded by the next claim (one transaction, not two).
+            self._claim_waits = True
+            try:
+                await self.recorded.wait()
+            finally:
+                self._claim_waits = False
 
     async def shutdown(self, grace: float) -> None:
         """Stop claiming; give running jobs ``grace`` seconds, then stop them (interrupted)."""
@@ -552,6 +586,7 @@ class Runner:
                     run.task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        self._start_recorder()  # ended runs left for a claim that will not come
         if self._recorder is not None:
             await self._recorder
         if self.housekeeping is not None and not self.housekeeping.done():

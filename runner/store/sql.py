@@ -15,7 +15,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -162,11 +162,13 @@ class Started:
 @dataclass(frozen=True)
 class Claim:
     """What one :meth:`Store.start_due` did: the decisions made, the runs to start now,
-    and when the next thing is due (None: nothing is scheduled)."""
+    when the next thing is due (None: nothing is scheduled), and the ids of the ended
+    runs it recorded first (as :meth:`Store.finish` returns them)."""
 
     decisions: list[tuple[DueEvent, Decision]]
     started: list[Started]
     next_due: datetime | None
+    recorded: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -484,9 +486,11 @@ class Store:
         revision: str | None,
         lease_seconds: float,
         due_by: datetime | None = None,
+        finished: Sequence[Finished] = (),
     ) -> Claim:
-        """Take up to ``limit`` due events, oldest first, decide what each does
-        (:func:`~runner.dispatch.decide`), and write the decisions: one transaction.
+        """Record ``finished`` (as :meth:`finish` does), then take up to ``limit`` due
+        events, oldest first, decide what each does (:func:`~runner.dispatch.decide`), and
+        write the decisions: one transaction.
 
         Due means: active, enabled, not paused, with a retry or the next occurrence at or
         before ``due_by`` (default ``now``); or with a manual trigger. The transaction
@@ -497,12 +501,13 @@ class Store:
         when the next thing is due afterwards.
         """
         due_by = due_by or now
-        if not limit:
+        if not limit and not finished:
             return Claim([], [], await self.next_due())
         async with self._hot_write() as conn:
-            rows = await self._due_rows(conn, due_by, limit)
+            recorded = await self._finish_in(conn, finished, runner_id)
+            rows = await self._due_rows(conn, due_by, limit) if limit else []
             if not rows:
-                return Claim([], [], await self._next_due_in(conn))
+                return Claim([], [], await self._next_due_in(conn), recorded)
             running = await self._running_counts(conn, [row.id for row in rows])
             decided = [
                 (row, event, decide(event, due_by, now))
@@ -534,7 +539,8 @@ class Store:
                     if record.outcome == "running"
                 ]
             next_due = await self._next_due_in(conn)
-        return Claim([(event, decision) for _, event, decision in decided], started, next_due)
+        decisions = [(event, decision) for _, event, decision in decided]
+        return Claim(decisions, started, next_due, recorded)
 
     async def _due_rows(self, conn: Any, due_by: datetime, limit: int) -> list[Any]:
         """Up to ``limit`` due events, oldest first, which this claim holds (see
@@ -637,31 +643,34 @@ class Store:
         """
         if not finished:
             return set()
-        by_id = {f.execution_id: f for f in finished}
         async with self._hot_write() as conn:
-            runs = await self._owned(conn, list(by_id), runner_id)
-            if not runs:
-                return set()
-            ended = [by_id[run.id] for run in runs]
-            await self._many(
-                conn,
-                _SET_FINISHED,
-                [
-                    _finished_values(f.execution_id, f.result, f.started_at, f.ended_at)
-                    for f in ended
-                ],
-            )
-            settled = zip(runs, ended, strict=True)
-            runs_ended = [(run, f.spec, f.result, f.ended_at) for run, f in settled]
-            await self._many(conn, _SETTLE, _settle_values(runs_ended))
-            # The runs' process groups, if any were recorded (commands only), ended with them.
-            processes = [
-                f"{PROCESS_STATE}{run.id}"
-                for run, f in zip(runs, ended, strict=True)
-                if not isinstance(f.spec.job, FunctionJob)
-            ]
-            if processes:
-                await self._forget_processes(conn, processes)
+            return await self._finish_in(conn, finished, runner_id)
+
+    async def _finish_in(self, conn: Any, finished: Sequence[Finished], runner_id: str) -> set[int]:
+        """:meth:`finish` in the transaction of ``conn``."""
+        if not finished:
+            return set()
+        by_id = {f.execution_id: f for f in finished}
+        runs = await self._owned(conn, list(by_id), runner_id)
+        if not runs:
+            return set()
+        ended = [by_id[run.id] for run in runs]
+        await self._many(
+            conn,
+            _SET_FINISHED,
+            [_finished_values(f.execution_id, f.result, f.started_at, f.ended_at) for f in ended],
+        )
+        settled = zip(runs, ended, strict=True)
+        runs_ended = [(run, f.spec, f.result, f.ended_at) for run, f in settled]
+        await self._many(conn, _SETTLE, _settle_values(runs_ended))
+        # The runs' process groups, if any were recorded (commands only), ended with them.
+        processes = [
+            f"{PROCESS_STATE}{run.id}"
+            for run, f in zip(runs, ended, strict=True)
+            if not isinstance(f.spec.job, FunctionJob)
+        ]
+        if processes:
+            await self._forget_processes(conn, processes)
         return {run.id for run in runs}
 
     async def renew_leases(

@@ -21,7 +21,7 @@ from runner.loop import (
     MIN_CLAIM_LEAD,
     Runner,
 )
-from runner.results import CleanupReport
+from runner.results import CleanupReport, JobResult
 from runner.specs import (
     Config,
     EventSpec,
@@ -31,7 +31,7 @@ from runner.specs import (
     RetryPolicy,
     Settings,
 )
-from runner.store.sql import ExecutionRow, Store
+from runner.store.sql import ExecutionRow, Finished, Store
 from runner.store.tables import events, executions
 from tests.fakes import FakeClock
 from tests.integration import sample_jobs
@@ -142,6 +142,50 @@ async def test_concurrency_limit_holds_and_the_rest_wait_their_turn(
     rows = await history(store)
     assert sorted(r.event for r in rows) == [f"e{i}" for i in range(5)]
     assert {r.outcome for r in rows} == {"succeeded"}
+
+
+async def test_run_once_records_the_runs_that_ended_in_its_next_claim(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    specs = [event(f"e{i}") for i in range(5)]
+    runner = await start(store, clock, *specs, max_concurrent_executions=2)
+    clock.set(T0 + timedelta(minutes=1))
+    finishes: list[int] = []
+    finish = store.finish
+
+    async def counted(batch: Any, runner_id: str) -> set[int]:
+        finishes.append(len(batch))
+        return await finish(batch, runner_id)
+
+    store.finish = counted  # type: ignore[method-assign]
+    await runner.run_once()
+    rows = await history(store)
+    assert sorted((r.event, r.outcome) for r in rows) == [(f"e{i}", "succeeded") for i in range(5)]
+    assert finishes == []  # each batch was recorded by the claim after it, the last one too
+    assert runner.runs == {}
+
+
+async def test_a_claim_records_the_runs_that_ended_before_it_decides(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    await start(store, clock, event("a", overlap="forbid"))
+    first = await store.start_due(T0 + timedelta(minutes=1), "test:1", 10, "rev-1", 30)
+    (run,) = first.started
+    ended = T0 + timedelta(minutes=1, seconds=1)
+    done = Finished(run.execution_id, run.spec, JobResult("succeeded"), ended, ended)
+    claim = await store.start_due(
+        T0 + timedelta(minutes=2), "test:1", 10, "rev-1", 30, None, [done]
+    )
+    assert claim.recorded == {run.execution_id}
+    assert len(claim.started) == 1  # not skipped: the first run's end was recorded first
+    assert outcomes(await history(store)) == [
+        ("a", "10:01:00", 1, "succeeded"),
+        ("a", "10:02:00", 1, "running"),
+    ]
+    taken = await store.start_due(
+        T0 + timedelta(minutes=2), "test:2", 10, "rev-1", 30, None, [done]
+    )
+    assert taken.recorded == set()  # a run recorded already is not recorded again
 
 
 @pytest.mark.parametrize(
