@@ -157,7 +157,7 @@ async def test_run_once_records_the_runs_that_ended_in_its_next_claim(
         finishes.append(len(batch))
         return await finish(batch, runner_id)
 
-    store.finish = counted  # type: ignore[method-assign]
+    store.finish = counted  # type: ignore[method-assign, assignment]
     await runner.run_once()
     rows = await history(store)
     assert sorted((r.event, r.outcome) for r in rows) == [(f"e{i}", "succeeded") for i in range(5)]
