@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed in ``extra`` and is logged as a field.
@@ -14,24 +15,52 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "ta
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", ...extra}`` on one line."""
-
-    # One encoder for every record: json.dumps with ``default`` builds a new one per call.
-    _encoder = json.JSONEncoder(default=str)
+    """``{"time", "level", "logger", "message", ...extra, "exception"}`` on one line (the
+    exception only if there is one); a value JSON has no type for is written as its str."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
+        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if record.exc_info:
+            extra["exception"] = self.formatException(record.exc_info)
+        if not _FIRST.isdisjoint(extra):
+            return _encode(self._entry(record) | extra)  # an extra replaces a first field
+        # The line is put together from its parts: the first fields' text is the same for
+        # every record of a logger and level, and only the extra fields need the encoder.
+        message = _string(record.getMessage())
+        first = f'{{"time": "{_utc_millis(record.created)}", {_head(record.levelname, record.name)}'
+        end = f", {_encode(extra)[1:]}" if extra else "}"
+        return f'{first}"message": {message}{end}'
+
+    @staticmethod
+    def _entry(record: logging.LogRecord) -> dict[str, Any]:
+        return {
             "time": _utc_millis(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD:
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return self._encoder.encode(entry)
+
+
+def _encoder() -> Callable[[Any], str]:
+    """``json.JSONEncoder(default=str).encode``, without the encoder it makes for each
+    call where the C one is there: that setup is half of encoding a log line's fields."""
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:
+        return json.JSONEncoder(default=str).encode
+    # No markers: a value that contains itself ends in RecursionError, not ValueError.
+    encode = make(None, str, _string, None, ": ", ", ", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_FIRST = frozenset(("time", "level", "logger", "message"))
+_string = json.encoder.encode_basestring_ascii  # as the encoder writes a str (ensure_ascii)
+_encode = _encoder()
+
+
+@functools.lru_cache(maxsize=256)
+def _head(levelname: str, name: str) -> str:
+    """The text of the ``level`` and ``logger`` fields, with the separator after them."""
+    return f'"level": {_string(levelname.lower())}, "logger": {_string(name)}, '
 
 
 @functools.lru_cache(maxsize=4)
@@ -45,6 +74,19 @@ def _utc_millis(created: float) -> str:
     second = int(created)
     millis = int((created - second) * 1000)
     return f"{_utc_second(second)}.{millis:03d}+00:00"
+
+
+def with_fields(
+    logger: logging.Logger, level: int, fields: dict[str, Any], msg: str, *args: object
+) -> None:
+    """``logger.log(level, msg, *args, extra=fields)``, for the lines of every run (its
+    start and end): the same record through the logger's filters and handlers, without
+    what those lines never need (an exception or a stack, the caller's frame) and
+    without checking one by one that a field does not replace a record's attribute."""
+    if logger.isEnabledFor(level):
+        record = logger.makeRecord(logger.name, level, "(unknown file)", 0, msg, args, None)
+        record.__dict__.update(fields)
+        logger.handle(record)
 
 
 class TextFormatter(logging.Formatter):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from runner import housekeeper, orphans, schedules
+from runner import housekeeper, logs, orphans, schedules
 from runner.clock import Clock
 from runner.errors import StoreError
 from runner.functions import Functions
@@ -231,7 +231,7 @@ class Runner:
             lateness = (now - record.scheduled_time).total_seconds()
             self.metrics.lateness.observe(max(lateness, 0.0))
             extra["lateness_s"] = round(lateness, 3)
-        log.info("run started", extra=extra)
+        logs.with_fields(log, logging.INFO, extra, "run started")
         return now
 
     def _crashed(self, execution_id: int, task: asyncio.Task[None]) -> None:
@@ -353,18 +353,15 @@ class Runner:
     @staticmethod
     def _log_end(finished: Finished, kept: bool) -> None:
         result = finished.result
-        log.log(
-            logging.INFO if result.outcome == "succeeded" else logging.WARNING,
-            "run %s",
-            result.outcome,
-            extra={
-                "event": finished.spec.name,
-                "execution_id": finished.execution_id,
-                "trace_session_id": finished.trace_session_id,
-                "error": result.error,
-                "lease_lost": not kept,
-            },
-        )
+        fields = {
+            "event": finished.spec.name,
+            "execution_id": finished.execution_id,
+            "trace_session_id": finished.trace_session_id,
+            "error": result.error,
+            "lease_lost": not kept,
+        }
+        level = logging.INFO if result.outcome == "succeeded" else logging.WARNING
+        logs.with_fields(log, level, fields, "run %s", result.outcome)
 
     def _cancel_event_runs(self, name: str, reason: str, but: int | None = None) -> None:
         for run in list(self.runs.values()):
