@@ -6,6 +6,7 @@ always hands back aware UTC values, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,20 +70,57 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if dialect.name == "sqlite":
+            return _sqlite_text(value)
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return _aware(value)
+
+    # On SQLite the conversions below are the processors themselves, one call per value
+    # instead of TypeDecorator's wrapper around the methods above (the same values).
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_text
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_instant
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """``value`` as SQLite's text: naive UTC, to the microsecond."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
         value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-        return value
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):  # SQLite
-            value = datetime.fromisoformat(value)
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+def _sqlite_instant(value: Any) -> datetime | None:
+    """SQLite's text (naive UTC, as written) as an aware UTC datetime."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value + "+00:00")  # one call, no replace()
+        except ValueError:
+            pass  # text with an offset of its own
+    return _aware(value)
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _now_column(name: str) -> C[datetime]:
