@@ -324,6 +324,8 @@ class Runner:
             if len(self._ended) < len(self.runs):
                 # Others are still running: give those about to end a moment to join.
                 await asyncio.sleep(GROUP_COMMIT_WAIT)
+            if not self._ended:
+                return  # a claim took them meanwhile (a turn of run())
             if self._claim_waits and not self._stopping:
                 self.recorded.set()  # run_once claims now, taking the batch
                 return

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from runner import reconciler
+from runner.errors import StoreError
 from runner.loop import (
     CLAIMS_MEASURED,
     FULL_CHECK,
@@ -163,6 +164,28 @@ async def test_run_once_records_the_runs_that_ended_in_its_next_claim(
     assert sorted((r.event, r.outcome) for r in rows) == [(f"e{i}", "succeeded") for i in range(5)]
     assert finishes == []  # each batch was recorded by the claim after it, the last one too
     assert runner.runs == {}
+
+
+async def test_ended_runs_a_failed_claim_took_are_recorded_on_their_own(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner = await start(store, clock, event("a"), event("b"), max_concurrent_executions=1)
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    (run,) = runner.runs.values()
+    runner._claim_waits = True  # as in run_once: the recorder leaves them to the claim
+    await run.task
+    await runner.recorded.wait()
+    runner._claim_waits = False
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("database write failed: disk I/O error")
+
+    store.start_due = failing  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        await runner.tick()
+    await finish_runs(runner)
+    assert outcomes(await history(store)) == [("a", "10:01:00", 1, "succeeded")]
 
 
 async def test_a_claim_records_the_runs_that_ended_before_it_decides(
