@@ -81,6 +81,18 @@ async def finish_runs(runner: Runner) -> None:
         await asyncio.gather(*(r.task for r in list(runner.runs.values())))
 
 
+async def one_turn(runner: Runner, clock: FakeClock) -> None:
+    """Run the loop for one turn: it stops at the end of its first sleep."""
+    original = clock.sleep_until
+
+    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
+        await original(deadline, wake)
+        runner.stop()
+
+    clock.sleep_until = sleep_once  # type: ignore[method-assign]
+    await runner.run()
+
+
 async def history(store: Store, name: str | None = None) -> list[ExecutionRow]:
     """Executions oldest first."""
     return sorted(await store.history(name, 1000), key=lambda r: (r.scheduled_time, r.attempt))
@@ -540,14 +552,7 @@ async def test_run_sleeps_until_the_next_due_time(
         store, clock, event("a", schedule={"every": "10s", "timezone": "UTC"}), check_interval=60
     )
     clock.set(T0 + timedelta(seconds=3))
-    original = clock.sleep_until
-
-    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
-        await original(deadline, wake)
-        runner.stop()
-
-    clock.sleep_until = sleep_once  # type: ignore[method-assign]
-    await runner.run()
+    await one_turn(runner, clock)
     assert clock.sleeps == [T0 + timedelta(seconds=10) - MIN_CLAIM_LEAD]  # not a fixed poll
 
 
@@ -558,14 +563,7 @@ async def test_an_idle_runner_sleeps_long_only_where_the_database_announces_writ
     # sleeps a minute at a time; PostgreSQL does not, so it looks every check_interval.
     hourly = event("a", schedule={"every": "1h", "timezone": "UTC"})
     runner = await start(store, clock, hourly, check_interval=1, auto_cleanup_enabled=False)
-    original = clock.sleep_until
-
-    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
-        await original(deadline, wake)
-        runner.stop()
-
-    clock.sleep_until = sleep_once  # type: ignore[method-assign]
-    await runner.run()
+    await one_turn(runner, clock)
     sqlite = store.engine.dialect.name == "sqlite"
     assert clock.sleeps == [T0 + (FULL_CHECK if sqlite else timedelta(seconds=1))]
 
@@ -728,14 +726,7 @@ async def test_the_claim_lead_follows_how_long_claims_take(
 
     store.start_due = slow  # type: ignore[method-assign]
     clock.set(T0 + timedelta(minutes=1) - 5 * MS)  # due within the lead
-    original = clock.sleep_until
-
-    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
-        await original(deadline, wake)
-        runner.stop()
-
-    clock.sleep_until = sleep_once  # type: ignore[method-assign]
-    await runner.run()
+    await one_turn(runner, clock)
     await finish_runs(runner)
     assert runner.claim_lead() == 30 * MS
     # The next claim is 30 ms before the next minute.
@@ -786,14 +777,7 @@ async def test_a_turn_claims_what_is_due_within_twice_the_lead(
     ]
     runner = await start(store, clock, *specs, check_interval=60)
     clock.set(due - 5 * MS)
-    original = clock.sleep_until
-
-    async def sleep_once(deadline: datetime, wake: asyncio.Event) -> None:
-        await original(deadline, wake)
-        runner.stop()
-
-    clock.sleep_until = sleep_once  # type: ignore[method-assign]
-    await runner.run()
+    await one_turn(runner, clock)
     assert MIN_CLAIM_LEAD == 20 * MS
     claimed = sorted(r.started.spec.name for r in runner.runs.values())
     assert claimed == ["at-0", "at-15", "at-35"]  # due by 10:01:00.035; 10:01:00.045 is not
