@@ -32,7 +32,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from runner.errors import StoreError
 from runner.store import fresh
-from runner.store.readonly import MIGRATIONS_DIR
+from runner.store.readonly import BUSY_TIMEOUT, MIGRATIONS_DIR
 from runner.store.readonly import head as head  # the revision migrate() ends at
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 #: How long a SQLite connection waits for a lock before giving up, in milliseconds.
-SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_BUSY_TIMEOUT_MS = round(BUSY_TIMEOUT * 1000)
 SQLITE_CACHE_KIB = 32768  # the most each connection's page cache holds (32 MiB)
 
 #: Key of the PostgreSQL advisory lock that serialises concurrent migrations.

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,18 @@ CONFIG_STATE = "config"
 # The status of a config event that left the config: it never runs, is listed only when
 # asked for, and keeps its history until retention; declared again, it comes back.
 REMOVED = "removed"
-BUSY_TIMEOUT = 5.0  # seconds, as the store's connections wait for a lock
+BUSY_TIMEOUT = 5.0  # seconds a connection waits for a lock, here and in the store's
 
 #: The config state before reconcile, and the stored events and policies by name.
 Declared = tuple[dict[str, Any], dict[str, Stored], dict[str, Stored]]
 
-_EVENTS = (
+# The stored declarations, their specs as JSON text: plain SQL that SQLite and PostgreSQL
+# both read, so the store's reconcile reads them with the same statements.
+EVENTS = (
     "SELECT name, source, CAST(spec AS TEXT), spec_hash, schedule_hash, status"
     " FROM scheduler_events"
 )
-_CLEANUPS = "SELECT name, source, CAST(spec AS TEXT), spec_hash FROM scheduler_cleanup_configs"
+CLEANUPS = "SELECT name, source, CAST(spec AS TEXT), spec_hash FROM scheduler_cleanup_configs"
 
 
 def read(path: str) -> Declared | None:
@@ -54,18 +56,27 @@ def read(path: str) -> Declared | None:
             'SELECT value FROM scheduler_state WHERE "key" = ?', (CONFIG_STATE,)
         ).fetchone()
         value = json.loads(found[0]) if found and found[0] is not None else None
-        events = {
-            name: Stored(name, source, JsonText(spec), spec_hash, schedule_hash, status == REMOVED)
-            for name, source, spec, spec_hash, schedule_hash, status in connection.execute(_EVENTS)
-        }
-        cleanups = {
-            name: Stored(name, source, JsonText(spec), spec_hash)
-            for name, source, spec, spec_hash in connection.execute(_CLEANUPS)
-        }
+        events, cleanups = stored(connection.execute(EVENTS), connection.execute(CLEANUPS))
         connection.execute("COMMIT")
         return (dict(value) if value else {}), events, cleanups
     finally:
         connection.close()
+
+
+def stored(
+    event_rows: Iterable[Sequence[Any]], cleanup_rows: Iterable[Sequence[Any]]
+) -> tuple[dict[str, Stored], dict[str, Stored]]:
+    """The stored events and policies by name, from the rows of :data:`EVENTS` and
+    :data:`CLEANUPS`."""
+    events = {
+        name: Stored(name, source, JsonText(spec), spec_hash, schedule_hash, status == REMOVED)
+        for name, source, spec, spec_hash, schedule_hash, status in event_rows
+    }
+    cleanups = {
+        name: Stored(name, source, JsonText(spec), spec_hash)
+        for name, source, spec, spec_hash in cleanup_rows
+    }
+    return events, cleanups
 
 
 def _revision(connection: sqlite3.Connection) -> str | None:

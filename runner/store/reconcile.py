@@ -17,9 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Table,
-    Text,
     bindparam,
-    cast,
     delete,
     insert,
     select,
@@ -30,7 +28,14 @@ from sqlalchemy import (
 from runner import occurrences, schedules
 from runner.plan import Plan, Stored, diff
 from runner.specs import CleanupSpec, Config, EventSpec, FunctionJob
-from runner.store.readonly import CONFIG_STATE, REMOVED, JsonText, writes_nothing
+from runner.store.readonly import (
+    CLEANUPS,
+    CONFIG_STATE,
+    EVENTS,
+    REMOVED,
+    stored,
+    writes_nothing,
+)
 from runner.store.tables import cleanup_configs, events, state
 
 T = TypeVar("T")
@@ -97,38 +102,7 @@ def declarations(conn: Connection) -> tuple[dict[str, Stored], dict[str, Stored]
     """Every stored event and policy. Their specs are read as JSON text and decoded only
     when the plan reads one (an update lists its changed values): re-applying a config
     compares hashes, and decoding thousands of specs would be most of its time."""
-    event_rows = conn.execute(
-        select(
-            events.c.name,
-            events.c.source,
-            cast(events.c.spec, Text).label("spec"),
-            events.c.spec_hash,
-            events.c.schedule_hash,
-            events.c.status,
-        )
-    )
-    cleanup_rows = conn.execute(
-        select(
-            cleanup_configs.c.name,
-            cleanup_configs.c.source,
-            cast(cleanup_configs.c.spec, Text).label("spec"),
-            cleanup_configs.c.spec_hash,
-        )
-    )
-    return (
-        {
-            r.name: Stored(
-                r.name,
-                r.source,
-                JsonText(r.spec),
-                r.spec_hash,
-                r.schedule_hash,
-                r.status == REMOVED,
-            )
-            for r in event_rows
-        },
-        {r.name: Stored(r.name, r.source, JsonText(r.spec), r.spec_hash) for r in cleanup_rows},
-    )
+    return stored(conn.exec_driver_sql(EVENTS), conn.exec_driver_sql(CLEANUPS))
 
 
 def carry_out(conn: Connection, config: Config, plan: Plan, now: datetime) -> None:
