@@ -517,12 +517,12 @@ class Runner:
         self, soon: datetime, horizon: datetime, due: bool
     ) -> tuple[datetime | None, datetime]:
         """Claim what is due by ``horizon`` if anything is due by ``soon``. When nothing is
-        known to be (a wake-up, a change, a periodic look), ask first: a read, which holds
-        no write lock, where most wake-ups (this runner's own writes, announced) find
-        nothing to claim. Returns when the next thing is due (as :meth:`tick` does) and
-        the horizon looked up to."""
+        known to be (a wake-up, a change, a periodic look), ask first: a read that writes
+        nothing, where most wake-ups (this runner's own writes, announced) find nothing to
+        claim, taken once any write in progress has committed. Returns when the next thing
+        is due (as :meth:`tick` does) and the horizon looked up to."""
         if not due:
-            next_due = await self.store.next_due()
+            next_due = await self.store.next_due(settled=True)
             if next_due is None or next_due > soon:
                 return next_due, soon
         began = self.clock.now()

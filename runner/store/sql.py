@@ -730,9 +730,17 @@ class Store:
             await conn.execute(_SETTLE, _settle_values(ended))
             return len(rows)
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, settled: bool = False) -> datetime | None:
         """The earliest time anything runnable is due (a trigger: at once). Answered from
-        the due indexes, so it stays cheap however many events wait."""
+        the due indexes, so it stays cheap however many events wait.
+
+        ``settled``: once a write in progress has committed. Another process's write to
+        an SQLite file is announced (:meth:`notify_writes`) as it reaches the WAL, just
+        before its commit can be read: a plain read at that moment would miss it, one
+        under the write lock cannot. The lock is taken and left without writing."""
+        if settled and self._hot is not None:
+            async with self._hot_write() as driver:
+                return await self._next_due_in(driver)
         async with self._read() as conn:
             times = [t for t in (await conn.execute(_NEXT_DUE)).one() if t is not None]
         return min(times) if times else None
