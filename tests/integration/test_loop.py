@@ -682,13 +682,19 @@ async def test_a_manual_run_claimed_with_a_lead_starts_at_once(
     assert (row.trigger, row.outcome, row.start_time) == ("manual", "succeeded", clock.now())
 
 
-async def test_a_stop_during_the_lead_lets_the_claimed_run_start_at_its_time(
-    store: Store, clock: FakeClock, event: Make
-) -> None:
-    runner = await start(store, clock, event("a"))
+async def claimed_ahead(store: Store, clock: FakeClock, spec: EventSpec) -> tuple[Runner, datetime]:
+    """A runner that claimed ``spec``'s run at 10:01 five milliseconds before its time."""
+    runner = await start(store, clock, spec)
     due = T0 + timedelta(minutes=1)
     clock.set(due - 5 * MS)
     await runner.tick(due + 5 * MS)
+    return runner, due
+
+
+async def test_a_stop_during_the_lead_lets_the_claimed_run_start_at_its_time(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    runner, due = await claimed_ahead(store, clock, event("a"))
     stopping = asyncio.create_task(runner.shutdown(grace=30))
     await waiting_for(clock, due)
     clock.set(due)
@@ -700,10 +706,7 @@ async def test_a_stop_during_the_lead_lets_the_claimed_run_start_at_its_time(
 async def test_a_stop_without_grace_during_the_lead_records_the_run_it_never_started(
     store: Store, clock: FakeClock, event: Make
 ) -> None:
-    runner = await start(store, clock, event("a"))
-    due = T0 + timedelta(minutes=1)
-    clock.set(due - 5 * MS)
-    await runner.tick(due + 5 * MS)
+    runner, due = await claimed_ahead(store, clock, event("a"))
     await waiting_for(clock, due)
     await runner.shutdown(grace=0)
     (row,) = await history(store)
