@@ -1150,23 +1150,22 @@ def _param(name: str, column: Any) -> Any:
 _INSERT_EXECUTIONS = insert(executions).returning(
     executions.c.id, executions.c.event_id, executions.c.scheduled_time, executions.c.attempt
 )
-# What a claim reads of each due event: its state, and its spec as stored text, parsed
+# An event's run state: what a claim reads of it and its decision writes back.
+_RUN_STATE = (
+    "next_execution",
+    "last_execution",
+    "execution_count",
+    "retry_at",
+    "retry_scheduled_time",
+    "retry_attempt",
+    "triggered_at",
+)
+# What a claim reads of each due event: its run state, and its spec as stored text, parsed
 # only when its hash is new to this process (a recurring event's spec is parsed once).
 _CLAIM_COLUMNS = (
-    *(
-        events.c[name]
-        for name in (
-            "id",
-            "spec_hash",
-            "next_execution",
-            "last_execution",
-            "execution_count",
-            "retry_at",
-            "retry_scheduled_time",
-            "retry_attempt",
-            "triggered_at",
-        )
-    ),
+    events.c.id,
+    events.c.spec_hash,
+    *(events.c[name] for name in _RUN_STATE),
     cast(events.c.spec, Text).label("spec"),
 )
 _DUE_ROWS = (
@@ -1177,19 +1176,7 @@ _SET_DECISION = (
     update(events)
     .where(events.c.id == bindparam("b_id"))
     .values(
-        {
-            name: _param(name, events.c[name])
-            for name in (
-                "next_execution",
-                "status",
-                "last_execution",
-                "execution_count",
-                "retry_at",
-                "retry_scheduled_time",
-                "retry_attempt",
-                "triggered_at",
-            )
-        }
+        {name: _param(name, events.c[name]) for name in ("status", *_RUN_STATE)}
         | {"updated_at": _param("now", events.c.updated_at)}
     )
 )
