@@ -7,23 +7,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-
-async def noop() -> None:
-    return None
+from aps3_idle import stored  # the same jobs, the same store: this script's own folder
 
 
 async def main(jobs: int, database: str) -> None:
-    scheduler = AsyncIOScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{database}")},
-        timezone="Pacific/Kiritimati",
-    )
-    scheduler.start(paused=True)
-    for i in range(jobs):
-        scheduler.add_job(noop, "cron", hour=3, minute=0, id=f"idle-{i:05d}")
-    scheduler.shutdown(wait=False)
+    stored(jobs, database).shutdown(wait=False)
 
 
 if __name__ == "__main__":

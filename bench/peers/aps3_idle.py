@@ -14,7 +14,9 @@ async def noop() -> None:
     return None
 
 
-async def main(jobs: int, database: str) -> None:
+def stored(jobs: int, database: str) -> AsyncIOScheduler:
+    """A started, paused scheduler that has added ``jobs`` cron jobs (03:00 daily, a day
+    away) to its SQLAlchemyJobStore on the SQLite file ``database``; needs a running loop."""
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{database}")},
         timezone="Pacific/Kiritimati",
@@ -22,6 +24,11 @@ async def main(jobs: int, database: str) -> None:
     scheduler.start(paused=True)
     for i in range(jobs):
         scheduler.add_job(noop, "cron", hour=3, minute=0, id=f"idle-{i:05d}")
+    return scheduler
+
+
+async def main(jobs: int, database: str) -> None:
+    scheduler = stored(jobs, database)
     scheduler.resume()
     print("ready", flush=True)
     await asyncio.Event().wait()
