@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -68,7 +68,6 @@ from runner.store.tables import (
     state,
 )
 
-T = TypeVar("T")
 PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
@@ -390,28 +389,14 @@ class Store:
     async def record_config_error(self, message: str, now: datetime) -> None:
         """Remember that the latest config could not be applied (the last good one stays)."""
         async with self._write() as conn:
-            current = await self._get_state(conn, CONFIG_STATE) or {}
-            await self._put_state(
-                conn, CONFIG_STATE, current | {"error": message, "error_at": now.isoformat()}, now
-            )
+            current = await conn.run_sync(reconciling.get_state, CONFIG_STATE) or {}
+            error = {"error": message, "error_at": now.isoformat()}
+            await conn.run_sync(reconciling.put_state, CONFIG_STATE, current | error, now)
 
     async def config_state(self) -> dict[str, Any]:
         """The applied revision, when, from which files, and the last error (if any)."""
         async with self._read() as conn:
-            return await self._get_state(conn, CONFIG_STATE) or {}
-
-    async def _get_state(self, conn: AsyncConnection, key: str) -> dict[str, Any] | None:
-        value = await conn.scalar(select(state.c.value).where(state.c.key == key))
-        return dict(value) if value else None
-
-    async def _put_state(
-        self, conn: AsyncConnection, key: str, value: dict[str, Any], now: datetime
-    ) -> None:
-        done = await conn.execute(
-            update(state).where(state.c.key == key).values(value=value, updated_at=now)
-        )
-        if done.rowcount == 0:
-            await conn.execute(insert(state).values(key=key, value=value, updated_at=now))
+            return await conn.run_sync(reconciling.get_state, CONFIG_STATE) or {}
 
     # --- events -------------------------------------------------------------------------
 
@@ -558,7 +543,7 @@ class Store:
         if self._hot is not None:
             (row,) = await self._hot.next_due.rows(conn, {})
             return _earliest_due_of(row)
-        return _earliest_due(await conn.execute(_NEXT_DUE))
+        return _earliest_due_of((await conn.execute(_NEXT_DUE)).one())
 
     async def _many(self, conn: Any, statement: Any, values: Sequence[dict[str, Any]]) -> None:
         """``statement`` once per parameter set: one executemany."""
@@ -742,8 +727,7 @@ class Store:
             async with self._hot_write() as driver:
                 return await self._next_due_in(driver)
         async with self._read() as conn:
-            times = [t for t in (await conn.execute(_NEXT_DUE)).one() if t is not None]
-        return min(times) if times else None
+            return _earliest_due_of((await conn.execute(_NEXT_DUE)).one())
 
     async def request_run(self, name: str, now: datetime) -> bool:
         """Ask the runner to run ``name`` now (``runner trigger``); False if it does not exist."""
@@ -877,7 +861,8 @@ class Store:
     ) -> None:
         """Remember the process group running ``execution_id``, until :meth:`forget_process`."""
         async with self._write() as conn:
-            await self._put_state(conn, f"{PROCESS_STATE}{execution_id}", process, now)
+            key = f"{PROCESS_STATE}{execution_id}"
+            await conn.run_sync(reconciling.put_state, key, process, now)
 
     async def forget_process(self, execution_id: int) -> None:
         async with self._write() as conn:
@@ -1131,10 +1116,6 @@ def _signature(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return status.st_ino, status.st_size, status.st_mtime_ns
-
-
-def _earliest_due(result: Any) -> datetime | None:
-    return _earliest_due_of(result.one())
 
 
 def _earliest_due_of(row: Sequence[datetime | None]) -> datetime | None:
