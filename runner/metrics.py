@@ -75,7 +75,7 @@ class Metrics:
 
     def ran(self, event: str, outcome: str, seconds: float) -> None:
         """A run of ``event`` ended with ``outcome`` after ``seconds``."""
-        self._ran[event, outcome] += 1
+        self.count(event, outcome)
         self._seconds[event] += seconds
         self.duration.observe(seconds)
 
