@@ -469,18 +469,9 @@ def database_url(args: argparse.Namespace, config: Config | None) -> str:
 def _with_store(
     args: argparse.Namespace, config: Config | None, work: Callable[[Store], Coroutine[Any, Any, T]]
 ) -> T:
-    import asyncio
+    from runner.store.sql import on_store
 
-    from runner.store.sql import Store
-
-    async def session() -> T:
-        store = await Store.open(database_url(args, config))
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(session())
+    return on_store(database_url(args, config), work)
 
 
 def _with_service(

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,9 @@ def plan_of(url: str, config: Config) -> Plan:
 
     engine = engines.open_sqlite(url)
     if engine is None:
-        return _on_store(url, lambda store: plan(store, config))
+        from runner.store.sql import on_store
+
+        return on_store(url, lambda store: plan(store, config))
     try:
         with engines.sync_transaction(engine, write=False) as conn:
             return diff(config, *reconciling.declarations(conn))
@@ -83,7 +85,9 @@ def apply_to(url: str, config: Config, now: datetime, allow_empty: bool = False)
 
     engine = engines.open_sqlite(url)
     if engine is None:
-        return _on_store(url, lambda store: apply(store, config, now, allow_empty))
+        from runner.store.sql import on_store
+
+        return on_store(url, lambda store: apply(store, config, now, allow_empty))
     try:
         with engines.sync_transaction(engine) as conn:
             result, previous = reconciling.reconcile(conn, config, now, allow_empty)
@@ -102,20 +106,6 @@ def _read_sqlite(url: str) -> readonly.Declared | None:
         return readonly.read(path)
     except sqlite3.Error:  # the store reads it again, and says what is wrong
         return None
-
-
-def _on_store(url: str, work: Callable[[Store], Awaitable[Plan]]) -> Plan:
-    """``work`` on the store at ``url`` (PostgreSQL: its driver is async only)."""
-    from runner.store.sql import Store
-
-    async def session() -> Plan:
-        store = await Store.open(url)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(session())
 
 
 async def apply(

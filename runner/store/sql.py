@@ -13,11 +13,11 @@ import dataclasses
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -68,6 +68,7 @@ from runner.store.tables import (
     state,
 )
 
+T = TypeVar("T")
 PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
@@ -886,6 +887,20 @@ class Store:
             for execution_id in running.scalars():
                 del recorded[execution_id]
             return recorded
+
+
+def on_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store at ``url``, await ``work`` on it and close it, in an event loop of
+    its own: a one-shot command's session with the database."""
+
+    async def session() -> T:
+        store = await Store.open(url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(session())
 
 
 def _identity(path: str) -> tuple[int, int]:
