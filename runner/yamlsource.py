@@ -88,12 +88,12 @@ class Parsed:
         while path and path not in self.marks:
             path = path[:-1]
         found = self.marks.get(path)
-        return (1, 1) if found is None else (found.line + 1, found.column + 1)
+        return (1, 1) if found is None else _line_col(found)
 
     def key_mark(self, path: Path) -> tuple[int, int] | None:
         """Line and column of the key whose value is at ``path``; None if not known."""
         found = self.key_marks.get(path)
-        return None if found is None else (found.line + 1, found.column + 1)
+        return None if found is None else _line_col(found)
 
 
 class _Abort(Exception):
@@ -236,7 +236,7 @@ class _Reader:
         plain: bool = event.implicit[0]
         if "$" in value:
             mark = event.start_mark
-            expanded = self.walker.expand(value, plain, path, (mark.line + 1, mark.column + 1))
+            expanded = self.walker.expand(value, plain, path, _line_col(mark))
             return value if expanded is None else self.built(*expanded, path)
         if not plain or (self.typed_starts is not None and value[:1] not in self.typed_starts):
             return value
@@ -263,7 +263,7 @@ class _Reader:
 
 def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    line, col = _line_col(mark) if mark else (1, 1)
     message = " ".join(part for part in (exc.context, exc.problem) if part)
     return Problem(file, line, col, f"invalid YAML: {message}")
 
@@ -284,8 +284,13 @@ def _count_distinct(root: Node) -> int:
     return len(seen)
 
 
+def _line_col(mark: Any) -> tuple[int, int]:
+    """A parser mark's line and column, counted from 1 (PyYAML's marks or libyaml's)."""
+    return mark.line + 1, mark.column + 1
+
+
 def _at(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    return _line_col(node.start_mark)
 
 
 class _Walker:
