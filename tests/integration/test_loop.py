@@ -758,10 +758,8 @@ async def test_something_due_during_a_slow_turn_is_claimed_at_once(
 async def test_a_run_claimed_ahead_is_not_late_for_a_zero_misfire_grace(
     store: Store, clock: FakeClock, event: Make
 ) -> None:
-    runner = await start(store, clock, event("a", misfire=MisfirePolicy("skip", grace=0)))
-    due = T0 + timedelta(minutes=1)
-    clock.set(due - 5 * MS)
-    await runner.tick(due + 5 * MS)
+    spec = event("a", misfire=MisfirePolicy("skip", grace=0))
+    runner, due = await claimed_ahead(store, clock, spec)
     clock.set(due)
     await finish_runs(runner)
     assert outcomes(await history(store)) == [("a", "10:01:00", 1, "succeeded")]

@@ -570,17 +570,14 @@ async def test_an_sqlite_file_read_without_the_store_reads_as_the_store_does(
         await store.close()
 
 
-async def test_an_sqlite_file_behind_the_schema_is_left_to_the_store(sqlite_url: str) -> None:
+async def test_an_sqlite_file_behind_the_schema_is_left_to_the_store(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     path = sqlite_file(sqlite_url)
     assert path is not None
     store = await Store.open(sqlite_url)
     try:
-        await rig_write(store, text("UPDATE alembic_version SET version_num = '0005'"))
+        await Rig(store, tmp_path).write(text("UPDATE alembic_version SET version_num = '0005'"))
     finally:
         await store.close()
     assert readonly.read(path) is None
-
-
-async def rig_write(store: Store, statement: Executable) -> None:
-    async with write_transaction(store.engine) as conn:
-        await conn.execute(statement)
