@@ -570,11 +570,7 @@ class Store:
         if self._hot is not None:
             rows = await self._hot.running.rows(conn, {"b_ids": json.dumps(event_ids)})
         else:
-            rows = await conn.execute(
-                select(executions.c.event_id, func.count())
-                .where(executions.c.event_id.in_(event_ids), executions.c.outcome == "running")
-                .group_by(executions.c.event_id)
-            )
+            rows = await conn.execute(_running_query(executions.c.event_id.in_(event_ids)))
         return {event_id: count for event_id, count in rows}
 
     async def _owned(self, conn: Any, execution_ids: list[int], runner_id: str) -> list[Any]:
@@ -583,8 +579,7 @@ class Store:
         if self._hot is not None:
             values = {"b_ids": json.dumps(execution_ids), "b_runner_id": runner_id}
             return await self._hot.owned.rows(conn, values)
-        mine = executions.c.id.in_(execution_ids) & (executions.c.runner_id == runner_id)
-        owned = select(*_OWNED_COLUMNS).where(mine & (executions.c.outcome == "running"))
+        owned = _owned_query(executions.c.id.in_(execution_ids), runner_id)
         if self.engine.dialect.name == "postgresql":
             owned = owned.with_for_update()
         return list((await conn.execute(owned)).all())
@@ -1251,6 +1246,22 @@ _OWNED_COLUMNS = (
 )
 
 
+def _running_query(events_in: Any) -> Any:
+    """How many runs are in progress of each event that ``events_in`` (a condition on
+    ``event_id``) admits."""
+    running = select(executions.c.event_id, func.count()).where(
+        events_in, executions.c.outcome == "running"
+    )
+    return running.group_by(executions.c.event_id)
+
+
+def _owned_query(runs_in: Any, runner_id: Any) -> Any:
+    """Of the runs that ``runs_in`` (a condition on ``id``) admits, those ``runner_id``
+    still holds: each with its event, attempt and scheduled time."""
+    mine = runs_in & (executions.c.runner_id == runner_id) & (executions.c.outcome == "running")
+    return select(*_OWNED_COLUMNS).where(mine)
+
+
 def _in_json(column: Any, name: str) -> Any:
     """``column IN`` the elements of the JSON array bound as ``name`` (SQLite): one
     statement, compiled once, for lists of any length."""
@@ -1272,13 +1283,7 @@ class _HotStatements:
             dialect,
         )
         self.of = {s: Hot(s, dialect) for s in (_SET_DECISION, _SET_FINISHED, _SETTLE)}
-        counts = select(executions.c.event_id, func.count()).where(
-            _in_json(executions.c.event_id, "b_ids"), executions.c.outcome == "running"
-        )
-        self.running = Hot(counts.group_by(executions.c.event_id), dialect)
-        mine = _in_json(executions.c.id, "b_ids") & (
-            executions.c.runner_id == bindparam("b_runner_id", type_=Text())
-        )
-        owned = select(*_OWNED_COLUMNS).where(mine & (executions.c.outcome == "running"))
-        self.owned = Hot(owned, dialect)
+        self.running = Hot(_running_query(_in_json(executions.c.event_id, "b_ids")), dialect)
+        runner_id = bindparam("b_runner_id", type_=Text())
+        self.owned = Hot(_owned_query(_in_json(executions.c.id, "b_ids"), runner_id), dialect)
         self.forget = Hot(delete(state).where(_in_json(state.c.key, "b_keys")), dialect)
