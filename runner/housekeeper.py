@@ -315,11 +315,8 @@ class _Tree:
                 continue
             try:
                 unlink(name, dir_fd=fd)
-            except FileNotFoundError:
-                report.error(f"{display(prefix + name)} vanished before it was deleted")
-                continue
             except OSError as exc:
-                report.error(f"cannot delete {display(prefix + name)}: {exc.strerror}")
+                report.error(_not_deleted(prefix + name, exc))
                 continue
             deleted += 1
             freed += info.st_size if info.st_nlink == 1 else 0
@@ -365,11 +362,8 @@ class _Tree:
                 self.report.error(f"{display(candidate.path)} changed since the scan; kept")
                 return None
             os.unlink(name, dir_fd=fd)
-        except FileNotFoundError:
-            self.report.error(f"{display(candidate.path)} vanished before it was deleted")
-            return None
         except OSError as exc:
-            self.report.error(f"cannot delete {display(candidate.path)}: {exc.strerror}")
+            self.report.error(_not_deleted(candidate.path, exc))
             return None
         return info
 
@@ -480,3 +474,10 @@ async def clean_all(
             },
         )
     return reports
+
+
+def _not_deleted(path: str, exc: OSError) -> str:
+    """Why the file at ``path`` could not be deleted, for the report."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{display(path)} vanished before it was deleted"
+    return f"cannot delete {display(path)}: {exc.strerror}"
