@@ -34,7 +34,6 @@ import pstats
 import random
 import resource
 import secrets
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -49,9 +48,9 @@ from common import (
     APS3,
     PEERS,
     RUNNER,
-    clean_environment,
     machine,
     median,
+    run,
     table,
     write_cron_config,
 )
@@ -238,14 +237,11 @@ def table_of_steps(columns: dict[str, dict[str, Figure]]) -> str:
 
 def child(argv: list[str], cwd: Path) -> Figure:
     """Run ``argv`` to completion: wall and CPU seconds (user + system) of the child."""
-    env = {**clean_environment(), **ENVIRON}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    run(argv, cwd, env=ENVIRON)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"{argv} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
 

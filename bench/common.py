@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +51,15 @@ def spawned(argv: Sequence[str], cwd: Path, log: Path) -> Iterator[subprocess.Po
                 process.wait()
 
 
-def run(argv: Sequence[str], cwd: Path, timeout: float = 600) -> str:
-    """Run ``argv`` to completion; its stdout. Raises with its output when it fails."""
+def run(
+    argv: Sequence[str], cwd: Path, timeout: float = 600, env: Mapping[str, str] | None = None
+) -> str:
+    """Run ``argv`` to completion (in :func:`clean_environment`, with ``env`` over it); its
+    stdout. Raises with its output when it fails."""
     done = subprocess.run(
         list(argv),
         cwd=cwd,
-        env=clean_environment(),
+        env={**clean_environment(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
