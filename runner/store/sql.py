@@ -531,13 +531,14 @@ class Store:
     async def _due_rows(self, conn: Any, due_by: datetime, limit: int) -> list[Any]:
         """Up to ``limit`` due events, oldest first, which this claim holds (see
         :meth:`start_due`): on SQLite by its write lock, on PostgreSQL locked row by row
-        (:func:`_locked_due_rows`)."""
-        if self._hot is not None:
-            return await self._hot.due.rows(conn, {"due_by": due_by, "b_limit": limit})
-        if not self.shared:
-            return list((await conn.execute(_DUE_ROWS.limit(limit), {"due_by": due_by})).all())
+        (:func:`_limited_due_rows`)."""
         params = {"due_by": due_by, "claim_limit": limit}
-        rows = (await conn.execute(_LOCKED_DUE_ROWS, params)).all()
+        if self._hot is not None:
+            rows = await self._hot.due.rows(conn, params)
+        else:
+            rows = (
+                await conn.execute(_LOCKED_DUE_ROWS if self.shared else _DUE_ROWS, params)
+            ).all()
         return list({row.id: row for row in rows}.values())  # one row per event
 
     async def _next_due_in(self, conn: Any) -> datetime | None:
@@ -965,37 +966,29 @@ def _due_parts() -> list[tuple[Any, Any]]:
     ]
 
 
-def _due_ids() -> Any:
-    """The ids of events due by the ``due_by`` parameter (:func:`_due_parts`)."""
-    return union_all(*(select(events.c.id).where(where) for where, _ in _due_parts()))
+def _limited_due_rows(locked: bool) -> Any:
+    """The claim: up to ``claim_limit`` due events, oldest first; on PostgreSQL
+    (``locked``) each row locked (``FOR UPDATE SKIP LOCKED``) and read as locked.
 
-
-def _locked_due_rows() -> Any:
-    """PostgreSQL's claim: up to ``claim_limit`` due events, oldest first, each row
-    locked (``FOR UPDATE SKIP LOCKED``) and read as locked.
-
-    Each part of :func:`_due_parts` is locked by a query of its own on the one table,
-    walking its index in order and stopping at the limit. The shape matters: locking
-    through ``id IN (union of the parts)`` sorted every due event on each claim, and
-    every row another runner had claimed since the statement began made PostgreSQL
-    recheck it (EvalPlanQual) by running the whole union again, minutes for a second
-    runner's first claim in a burst of 10,000. Here a recheck reads the one row. The
-    columns come from the locking queries themselves: a row another runner changed
-    after the statement's snapshot is read as locked, not as the snapshot saw it.
-    An event due in two parts appears twice (the caller keeps one); up to three times
-    the limit may be locked, and those beyond it are left as they were.
+    Each part of :func:`_due_parts` is a query of its own on the one table, walking its
+    index in order and stopping at the limit, so a claim reads about ``claim_limit`` rows
+    however many are due. The shape matters: ``id IN (union of the parts)`` sorted every
+    due event on each claim (a burst of 10,000 sorted 10,000 rows for the first claim of
+    100, 9,900 for the next...), and on PostgreSQL every row another runner had claimed
+    since the statement began made it recheck the row (EvalPlanQual) by running the
+    whole union again, minutes for a second runner's first claim in a burst of 10,000.
+    Here a recheck reads the one row. The columns come from the locking queries
+    themselves: a row another runner changed after the statement's snapshot is read as
+    locked, not as the snapshot saw it. An event due in two parts appears twice (the
+    caller keeps one); up to three times the limit may be locked, and those beyond it
+    are left as they were.
     """
     limit = bindparam("claim_limit", type_=Integer())
-    locked = [
-        select(*_CLAIM_COLUMNS)
-        .where(where)
-        .order_by(order)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte(f"due_{i}")
-        for i, (where, order) in enumerate(_due_parts())
-    ]
-    claimed = union_all(*(select(part) for part in locked)).subquery("claimed")
+    parts = []
+    for i, (where, order) in enumerate(_due_parts()):
+        part = select(*_CLAIM_COLUMNS).where(where).order_by(order).limit(limit)
+        parts.append((part.with_for_update(skip_locked=True) if locked else part).cte(f"due_{i}"))
+    claimed = union_all(*(select(part) for part in parts)).subquery("claimed")
     return select(claimed).order_by(claimed.c.next_execution).limit(limit)
 
 
@@ -1159,10 +1152,8 @@ _CLAIM_COLUMNS = (
     *(events.c[name] for name in _RUN_STATE),
     cast(events.c.spec, Text).label("spec"),
 )
-_DUE_ROWS = (
-    select(*_CLAIM_COLUMNS).where(events.c.id.in_(_due_ids())).order_by(events.c.next_execution)
-)
-_LOCKED_DUE_ROWS = _locked_due_rows()
+_DUE_ROWS = _limited_due_rows(locked=False)
+_LOCKED_DUE_ROWS = _limited_due_rows(locked=True)
 _SET_DECISION = (
     update(events)
     .where(events.c.id == bindparam("b_id"))
@@ -1273,7 +1264,7 @@ class _HotStatements:
     """The claim's and the finish's statements compiled for SQLite (see runner.store.hot)."""
 
     def __init__(self, dialect: Any) -> None:
-        self.due = Hot(_DUE_ROWS.limit(bindparam("b_limit")), dialect)
+        self.due = Hot(_DUE_ROWS, dialect)
         self.next_due = Hot(_NEXT_DUE, dialect)
         claimed = {
             executions.c[k]: bindparam(k, type_=executions.c[k].type) for k in _CLAIMED_COLUMNS
