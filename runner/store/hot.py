@@ -5,20 +5,21 @@ executemany statements. SQLAlchemy builds a parameter dict per row and runs its 
 processors through several layers, and every statement is a few round trips to the
 driver's thread. Here each statement is compiled once, by SQLAlchemy, for the engine's
 dialect; its rows are bound as tuples through the same type processors SQLAlchemy would
-use (the same stored values), and it runs as one call to aiosqlite. The transaction
-(:func:`transaction`) is begun and ended on the driver too: the claim and the finish
-touch SQLAlchemy only to take a pooled connection.
+use (the same stored values). A whole transaction, its statements and the Python between
+them, runs as one call on the driver's thread (:func:`in_transaction`): the claim and
+the finish touch SQLAlchemy only to take a pooled connection.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import operator
 import sqlite3
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +29,7 @@ from sqlalchemy.types import TypeEngine
 
 from runner.store.tables import UTCDateTime
 
+T = TypeVar("T")
 Processor = Callable[[Any], Any] | None
 # The most host parameters one statement may have: SQLite's default since 3.32, before it 999.
 MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
@@ -78,18 +80,17 @@ class Hot:
             for row in raw
         ]
 
-    async def many(self, driver: Any, values: Sequence[dict[str, Any]]) -> None:
-        """Run the statement once per parameter set, in one call to ``driver`` (the
-        aiosqlite connection of a :func:`transaction`)."""
+    def many(self, db: sqlite3.Connection, values: Sequence[dict[str, Any]]) -> None:
+        """Run the statement once per parameter set: one executemany."""
         if values:
-            await driver.executemany(self.sql, [self.bound(v) for v in values])
+            db.executemany(self.sql, [self.bound(v) for v in values])
 
-    async def rows(self, driver: Any, values: dict[str, Any]) -> list[Any]:
+    def rows(self, db: sqlite3.Connection, values: dict[str, Any]) -> list[Any]:
         """Run the statement once; its rows, converted as SQLAlchemy would, with their
         columns as attributes."""
-        return self._rows(await driver.execute_fetchall(self.sql, self.bound(values)))
+        return self._rows(db.execute(self.sql, self.bound(values)).fetchall())
 
-    async def insert(self, driver: Any, values: Sequence[dict[str, Any]]) -> list[Any]:
+    def insert(self, db: sqlite3.Connection, values: Sequence[dict[str, Any]]) -> list[Any]:
         """An INSERT ... VALUES (...) RETURNING of one row per parameter set, sent as
         multi-row INSERTs (executemany returns no rows); the rows RETURNING gives."""
         head, _, tail = self.sql.partition(" VALUES ")
@@ -100,28 +101,48 @@ class Hot:
             chunk = values[start : start + size]
             sql = f"{head} VALUES {', '.join([group] * len(chunk))} RETURNING {returning}"
             flat = [value for v in chunk for value in self.bound(v)]
-            found += self._rows(await driver.execute_fetchall(sql, flat))
+            found += self._rows(db.execute(sql, flat).fetchall())
         return found
 
 
-@asynccontextmanager
-async def transaction(conn: AsyncConnection) -> AsyncIterator[Any]:
-    """A write transaction (``BEGIN IMMEDIATE``: the write lock at once) on the aiosqlite
-    connection under ``conn``, which must not be in a transaction of SQLAlchemy's;
-    committed on normal exit, rolled back on any exception (a cancelled ``BEGIN``
-    included). Yields that connection."""
+async def in_transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work(db)`` in a write transaction (``BEGIN IMMEDIATE``: the write lock at once;
+    committed when it returns, rolled back when it raises) on the sqlite3 connection under
+    ``conn``, which must not be in a transaction of SQLAlchemy's.
+
+    It runs on the driver's thread as one call, the way aiosqlite runs each of its own
+    calls there (its ``_execute``): a claim's ten statements cost one round trip through
+    the event loop, not ten, and the loop goes on with other work (the runs the last
+    claim started) while SQLite writes. If the caller is cancelled meanwhile, the
+    transaction still ends on that thread (committed or rolled back) before this raises,
+    so the write lock is not given up with a transaction open.
+    """
     raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
+    driver: Any = raw.driver_connection  # an aiosqlite.Connection
+    db: sqlite3.Connection = driver._conn
+    call = asyncio.ensure_future(driver._execute(_transaction, db, work))
     try:
-        await driver.execute("BEGIN IMMEDIATE")
-        yield driver
-    except BaseException:
-        try:
-            await driver.rollback()  # nothing to do if the BEGIN never ran
-        except Exception:
-            await conn.invalidate()  # a connection that cannot roll back is not reused
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await call
         raise
-    await driver.commit()
+    except BaseException:
+        if db.in_transaction:
+            await conn.invalidate()  # it could not roll back: not to be reused
+        raise
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.commit()
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # the caller sees that it is still open
+            db.rollback()
+        raise
+    return result
 
 
 def _returned(statement: ClauseElement) -> list[tuple[str, TypeEngine[Any]]]:

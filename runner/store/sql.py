@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -36,6 +36,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -287,14 +288,6 @@ class Store:
         """The instant leases are compared with."""
         return func.now() if self.database_clock else literal(now, UTCDateTime())
 
-    async def _lease_end(self, conn: AsyncConnection, now: datetime, seconds: float) -> datetime:
-        """The end of a lease of ``seconds`` taken at ``now``, as a value."""
-        if self.database_clock:
-            start = await conn.scalar(select(func.now()))
-            assert isinstance(start, datetime)
-            return start + timedelta(seconds=seconds)
-        return now + timedelta(seconds=seconds)
-
     async def close(self) -> None:
         if self._watch is not None:
             self._watch.close()
@@ -311,26 +304,24 @@ class Store:
             raise self._write_failed(exc) from exc
         self.write_error = None
 
-    @asynccontextmanager
-    async def _hot_write(self) -> AsyncIterator[Any]:
-        """The claim's and the finish's write transaction: on SQLite, begun and ended on
-        the driver, which it yields for the hot statements (see runner.store.hot);
-        elsewhere :meth:`_write`'s connection."""
+    async def _transact(self, work: Callable[[_Ops], T]) -> T:
+        """``work`` in one write transaction, given the claim's and the finish's
+        statements (:class:`_Ops`). On SQLite it runs as one call on the driver's thread
+        (:func:`runner.store.hot.in_transaction`), elsewhere through SQLAlchemy's
+        ``run_sync``."""
         if self._hot is None:
+            shared, database_clock = self.shared, self.database_clock
             async with self._write() as conn:
-                yield conn
-            return
+                return await conn.run_sync(lambda sync: work(_SqlOps(sync, shared, database_clock)))
         assert self._write_turn is not None
+        statements = self._hot
         try:
-            async with (
-                self._write_turn,
-                self.engine.connect() as conn,
-                hot.transaction(conn) as driver,
-            ):
-                yield driver
+            async with self._write_turn, self.engine.connect() as conn:
+                result = await hot.in_transaction(conn, lambda db: work(_HotOps(db, statements)))
         except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
             raise self._write_failed(exc) from exc
         self.write_error = None
+        return result
 
     def _write_failed(self, exc: Exception) -> StoreError:
         if isinstance(exc, _WRITE_FAILED):
@@ -489,107 +480,53 @@ class Store:
         due_by = due_by or now
         if not limit and not finished:
             return Claim([], [], await self.next_due())
-        async with self._hot_write() as conn:
-            recorded = await self._finish_in(conn, finished, runner_id)
-            rows = await self._due_rows(conn, due_by, limit) if limit else []
-            if not rows:
-                return Claim([], [], await self._next_due_in(conn), recorded)
-            running = await self._running_counts(conn, [row.id for row in rows])
-            decided = [
-                (row, event, decide(event, due_by, now))
-                for row in rows
-                for event in (self._to_due(row, running),)
+        claim = (now, runner_id, limit, revision, lease_seconds, due_by, finished)
+        return await self._transact(lambda ops: self._claim_in(ops, *claim))
+
+    def _claim_in(
+        self,
+        ops: _Ops,
+        now: datetime,
+        runner_id: str,
+        limit: int,
+        revision: str | None,
+        lease_seconds: float,
+        due_by: datetime,
+        finished: Sequence[Finished],
+    ) -> Claim:
+        """:meth:`start_due` in the transaction of ``ops``."""
+        recorded = self._finish_in(ops, finished, runner_id)
+        rows = ops.due_rows(due_by, limit) if limit else []
+        if not rows:
+            return Claim([], [], ops.next_due(), recorded)
+        running = ops.running_counts([row.id for row in rows])
+        decided = [
+            (row, event, decide(event, due_by, now))
+            for row in rows
+            for event in (self._to_due(row, running),)
+        ]
+        ops.many(_SET_DECISION, [_decision_values(row, d, now) for row, _, d in decided])
+        records = [(event, decision, r) for _, event, decision in decided for r in decision.records]
+        started: list[Started] = []
+        if records:
+            lease_until = ops.lease_end(now, lease_seconds)
+            rows_out = [
+                _execution_row(event.id, record, now, runner_id, revision, lease_until)
+                for event, _, record in records
             ]
-            await self._many(
-                conn, _SET_DECISION, [_decision_values(row, d, now) for row, _, d in decided]
-            )
-            records = [
-                (event, decision, r) for _, event, decision in decided for r in decision.records
+            ids = {(r.event_id, r.scheduled_time, r.attempt): r.id for r in ops.insert(rows_out)}
+            started = [
+                Started(
+                    ids[event.id, record.scheduled_time, record.attempt],
+                    event.spec,
+                    record,
+                    decision.replace_running,
+                )
+                for event, decision, record in records
+                if record.outcome == "running"
             ]
-            started: list[Started] = []
-            if records:
-                lease_until = await self._lease_end(conn, now, lease_seconds)
-                rows_out = [
-                    _execution_row(event.id, record, now, runner_id, revision, lease_until)
-                    for event, _, record in records
-                ]
-                ids = await self._insert_executions(conn, rows_out)
-                started = [
-                    Started(
-                        ids[event.id, record.scheduled_time, record.attempt],
-                        event.spec,
-                        record,
-                        decision.replace_running,
-                    )
-                    for event, decision, record in records
-                    if record.outcome == "running"
-                ]
-            next_due = await self._next_due_in(conn)
         decisions = [(event, decision) for _, event, decision in decided]
-        return Claim(decisions, started, next_due, recorded)
-
-    async def _due_rows(self, conn: Any, due_by: datetime, limit: int) -> list[Any]:
-        """Up to ``limit`` due events, oldest first, which this claim holds (see
-        :meth:`start_due`): on SQLite by its write lock, on PostgreSQL locked row by row
-        (:func:`_limited_due_rows`)."""
-        params = {"due_by": due_by, "claim_limit": limit}
-        if self._hot is not None:
-            rows = await self._hot.due.rows(conn, params)
-        else:
-            rows = (
-                await conn.execute(_LOCKED_DUE_ROWS if self.shared else _DUE_ROWS, params)
-            ).all()
-        return list({row.id: row for row in rows}.values())  # one row per event
-
-    async def _next_due_in(self, conn: Any) -> datetime | None:
-        if self._hot is not None:
-            (row,) = await self._hot.next_due.rows(conn, {})
-            return _earliest_due_of(row)
-        return _earliest_due_of((await conn.execute(_NEXT_DUE)).one())
-
-    async def _many(self, conn: Any, statement: Any, values: Sequence[dict[str, Any]]) -> None:
-        """``statement`` once per parameter set: one executemany."""
-        if self._hot is not None:
-            await self._hot.of[statement].many(conn, values)
-        elif values:
-            await conn.execute(statement, values)
-
-    async def _insert_executions(
-        self, conn: Any, rows: list[dict[str, Any]]
-    ) -> dict[tuple[int, datetime, int], int]:
-        """Insert execution records (SQLAlchemy sends them as a few multi-row INSERTs, so
-        do the hot statements); their ids by occurrence (event id, scheduled time,
-        attempt), which is unique, so the order RETURNING gives them in does not matter."""
-        if self._hot is not None:
-            returned: Any = await self._hot.insert.insert(conn, rows)
-        else:
-            returned = await conn.execute(_INSERT_EXECUTIONS, rows)
-        return {(r.event_id, r.scheduled_time, r.attempt): r.id for r in returned}
-
-    async def _running_counts(self, conn: Any, event_ids: list[int]) -> dict[int, int]:
-        """How many runs of each of ``event_ids`` are in progress (absent: none)."""
-        if self._hot is not None:
-            rows = await self._hot.running.rows(conn, {"b_ids": json.dumps(event_ids)})
-        else:
-            rows = await conn.execute(_running_query(executions.c.event_id.in_(event_ids)))
-        return {event_id: count for event_id, count in rows}
-
-    async def _owned(self, conn: Any, execution_ids: list[int], runner_id: str) -> list[Any]:
-        """Of ``execution_ids``, the runs ``runner_id`` still holds (locked till the end of
-        the transaction): each with its event, attempt and scheduled time."""
-        if self._hot is not None:
-            values = {"b_ids": json.dumps(execution_ids), "b_runner_id": runner_id}
-            return await self._hot.owned.rows(conn, values)
-        owned = _owned_query(executions.c.id.in_(execution_ids), runner_id)
-        if self.engine.dialect.name == "postgresql":
-            owned = owned.with_for_update()
-        return list((await conn.execute(owned)).all())
-
-    async def _forget_processes(self, conn: Any, keys: list[str]) -> None:
-        if self._hot is not None:
-            await self._hot.forget.many(conn, [{"b_keys": json.dumps(keys)}])
-        else:
-            await conn.execute(delete(state).where(state.c.key.in_(keys)))
+        return Claim(decisions, started, ops.next_due(), recorded)
 
     def _to_due(self, row: Any, running: dict[int, int]) -> DueEvent:
         return DueEvent(
@@ -625,26 +562,25 @@ class Store:
         """
         if not finished:
             return set()
-        async with self._hot_write() as conn:
-            return await self._finish_in(conn, finished, runner_id)
+        return await self._transact(lambda ops: self._finish_in(ops, finished, runner_id))
 
-    async def _finish_in(self, conn: Any, finished: Sequence[Finished], runner_id: str) -> set[int]:
-        """:meth:`finish` in the transaction of ``conn``."""
+    @staticmethod
+    def _finish_in(ops: _Ops, finished: Sequence[Finished], runner_id: str) -> set[int]:
+        """:meth:`finish` in the transaction of ``ops``."""
         if not finished:
             return set()
         by_id = {f.execution_id: f for f in finished}
-        runs = await self._owned(conn, list(by_id), runner_id)
+        runs = ops.owned(list(by_id), runner_id)
         if not runs:
             return set()
         ended = [by_id[run.id] for run in runs]
-        await self._many(
-            conn,
+        ops.many(
             _SET_FINISHED,
             [_finished_values(f.execution_id, f.result, f.started_at, f.ended_at) for f in ended],
         )
         settled = zip(runs, ended, strict=True)
         runs_ended = [(run, f.spec, f.result, f.ended_at) for run, f in settled]
-        await self._many(conn, _SETTLE, _settle_values(runs_ended))
+        ops.many(_SETTLE, _settle_values(runs_ended))
         # The runs' process groups, if any were recorded (commands only), ended with them.
         processes = [
             f"{PROCESS_STATE}{run.id}"
@@ -652,7 +588,7 @@ class Store:
             if not isinstance(f.spec.job, FunctionJob)
         ]
         if processes:
-            await self._forget_processes(conn, processes)
+            ops.forget_processes(processes)
         return {run.id for run in runs}
 
     async def renew_leases(
@@ -667,7 +603,7 @@ class Store:
             & (executions.c.outcome == "running")
         )
         async with self._write() as conn:
-            until = await self._lease_end(conn, now, lease_seconds)
+            until = await conn.run_sync(_lease_end, self.database_clock, now, lease_seconds)
             rows = await conn.execute(
                 update(executions).where(mine).values(lease_until=until).returning(executions.c.id)
             )
@@ -721,8 +657,7 @@ class Store:
         before its commit can be read: a plain read at that moment would miss it, one
         under the write lock cannot. The lock is taken and left without writing."""
         if settled and self._hot is not None:
-            async with self._hot_write() as driver:
-                return await self._next_due_in(driver)
+            return await self._transact(lambda ops: ops.next_due())
         async with self._read() as conn:
             return _earliest_due_of((await conn.execute(_NEXT_DUE)).one())
 
@@ -1278,3 +1213,120 @@ class _HotStatements:
         runner_id = bindparam("b_runner_id", type_=Text())
         self.owned = Hot(_owned_query(_in_json(executions.c.id, "b_ids"), runner_id), dialect)
         self.forget = Hot(delete(state).where(_in_json(state.c.key, "b_keys")), dialect)
+
+
+def _lease_end(conn: Connection, database_clock: bool, now: datetime, seconds: float) -> datetime:
+    """The end of a lease of ``seconds`` taken at ``now`` (by the database's clock when
+    leases are timed by it), as a value."""
+    start = conn.scalar(select(func.now())) if database_clock else now
+    assert isinstance(start, datetime)
+    return start + timedelta(seconds=seconds)
+
+
+class _Ops(Protocol):
+    """The claim's and the finish's statements, in one write transaction (see
+    :meth:`Store._transact`): :class:`_HotOps` on SQLite, :class:`_SqlOps` elsewhere."""
+
+    def many(self, statement: Any, values: Sequence[dict[str, Any]]) -> None:
+        """``statement`` once per parameter set: one executemany."""
+
+    def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
+        """Up to ``limit`` due events, oldest first, which this transaction holds: on
+        SQLite by its write lock, on PostgreSQL locked row by row (:func:`_limited_due_rows`)."""
+
+    def next_due(self) -> datetime | None:
+        """When the next thing is due (:meth:`Store.next_due`)."""
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """Insert execution records; each one's id, event_id, scheduled_time and attempt
+        (in any order: the three identify it)."""
+
+    def running_counts(self, event_ids: list[int]) -> dict[int, int]:
+        """How many runs of each of ``event_ids`` are in progress (absent: none)."""
+
+    def owned(self, execution_ids: list[int], runner_id: str) -> list[Any]:
+        """Of ``execution_ids``, the runs ``runner_id`` still holds (locked till the end of
+        the transaction): each with its event, attempt and scheduled time."""
+
+    def forget_processes(self, keys: list[str]) -> None:
+        """Delete these keys of the state table."""
+
+    def lease_end(self, now: datetime, seconds: float) -> datetime:
+        """The end of a lease of ``seconds`` taken at ``now`` (:func:`_lease_end`)."""
+
+
+@dataclass
+class _HotOps:
+    """:class:`_Ops` on an SQLite connection, on its driver's thread (runner.store.hot)."""
+
+    db: sqlite3.Connection
+    statements: _HotStatements
+
+    def many(self, statement: Any, values: Sequence[dict[str, Any]]) -> None:
+        self.statements.of[statement].many(self.db, values)
+
+    def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
+        rows = self.statements.due.rows(self.db, {"due_by": due_by, "claim_limit": limit})
+        return list({row.id: row for row in rows}.values())  # one row per event
+
+    def next_due(self) -> datetime | None:
+        (row,) = self.statements.next_due.rows(self.db, {})
+        return _earliest_due_of(row)
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[Any]:
+        return self.statements.insert.insert(self.db, rows)
+
+    def running_counts(self, event_ids: list[int]) -> dict[int, int]:
+        rows = self.statements.running.rows(self.db, {"b_ids": json.dumps(event_ids)})
+        return {event_id: count for event_id, count in rows}
+
+    def owned(self, execution_ids: list[int], runner_id: str) -> list[Any]:
+        values = {"b_ids": json.dumps(execution_ids), "b_runner_id": runner_id}
+        return self.statements.owned.rows(self.db, values)
+
+    def forget_processes(self, keys: list[str]) -> None:
+        self.statements.forget.many(self.db, [{"b_keys": json.dumps(keys)}])
+
+    def lease_end(self, now: datetime, seconds: float) -> datetime:
+        return now + timedelta(seconds=seconds)  # the hot path runs on the clock passed in
+
+
+@dataclass
+class _SqlOps:
+    """:class:`_Ops` on a SQLAlchemy connection (in ``run_sync``): PostgreSQL, or SQLite
+    with leases timed by the database's clock."""
+
+    conn: Connection
+    shared: bool
+    database_clock: bool
+
+    def many(self, statement: Any, values: Sequence[dict[str, Any]]) -> None:
+        if values:
+            self.conn.execute(statement, values)
+
+    def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
+        claim = _LOCKED_DUE_ROWS if self.shared else _DUE_ROWS
+        rows = self.conn.execute(claim, {"due_by": due_by, "claim_limit": limit}).all()
+        return list({row.id: row for row in rows}.values())  # one row per event
+
+    def next_due(self) -> datetime | None:
+        return _earliest_due_of(self.conn.execute(_NEXT_DUE).one())
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[Any]:
+        return list(self.conn.execute(_INSERT_EXECUTIONS, rows))
+
+    def running_counts(self, event_ids: list[int]) -> dict[int, int]:
+        rows = self.conn.execute(_running_query(executions.c.event_id.in_(event_ids)))
+        return {event_id: count for event_id, count in rows}
+
+    def owned(self, execution_ids: list[int], runner_id: str) -> list[Any]:
+        owned = _owned_query(executions.c.id.in_(execution_ids), runner_id)
+        if self.shared:
+            owned = owned.with_for_update()
+        return list(self.conn.execute(owned).all())
+
+    def forget_processes(self, keys: list[str]) -> None:
+        self.conn.execute(delete(state).where(state.c.key.in_(keys)))
+
+    def lease_end(self, now: datetime, seconds: float) -> datetime:
+        return _lease_end(self.conn, self.database_clock, now, seconds)

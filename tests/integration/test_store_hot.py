@@ -3,7 +3,11 @@ of more rows than one statement may bind."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, select, update
@@ -40,10 +44,14 @@ async def test_inserts_updates_and_reads_as_sqlalchemy_does(
         )
         reading = hot.Hot(select(things).where(things.c.at >= bindparam("since")), engine.dialect)
         rows = [{"n": i, "at": T0 + timedelta(hours=i)} for i in range(5)]
-        async with engine.connect() as conn, hot.transaction(conn) as driver:
-            added = await adding.insert(driver, rows)
-            await bumping.many(driver, [{"b_id": row.id} for row in added[:2]])
-            read = await reading.rows(driver, {"since": T0 + timedelta(hours=1)})
+
+        def work(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            added = adding.insert(db, rows)
+            bumping.many(db, [{"b_id": row.id} for row in added[:2]])
+            return added, reading.rows(db, {"since": T0 + timedelta(hours=1)})
+
+        async with engine.connect() as conn:
+            added, read = await hot.in_transaction(conn, work)
         assert sorted(row.at for row in added) == [row["at"] for row in rows]
         assert [(row.n, row.at) for row in read] == [
             (11, T0 + timedelta(hours=1)),
@@ -67,14 +75,49 @@ async def test_a_failed_transaction_writes_nothing(sqlite_url: str) -> None:
             await conn.run_sync(things.metadata.create_all)
         adding = hot.Hot(insert(things).values(n=bindparam("n")), engine.dialect)
 
-        async def fail() -> None:
-            async with engine.connect() as conn, hot.transaction(conn) as driver:
-                await adding.many(driver, [{"n": 1}])
-                raise ZeroDivisionError
+        def fail(db: sqlite3.Connection) -> None:
+            adding.many(db, [{"n": 1}])
+            raise ZeroDivisionError
 
         with pytest.raises(ZeroDivisionError):
-            await fail()
+            async with engine.connect() as conn:
+                await hot.in_transaction(conn, fail)
         async with engine.connect() as conn:
             assert (await conn.execute(select(things))).all() == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_cancelled_caller_waits_for_the_transaction_to_end(sqlite_url: str) -> None:
+    """The transaction runs on the driver's thread: a caller cancelled meanwhile returns
+    only once it has ended, so whoever writes next does not find it open."""
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(things.metadata.create_all)
+        adding = hot.Hot(insert(things).values(n=bindparam("n")), engine.dialect)
+        began, release = threading.Event(), threading.Event()
+
+        def slow(db: sqlite3.Connection) -> None:
+            adding.many(db, [{"n": 1}])
+            began.set()
+            release.wait(10)
+
+        async def claim() -> None:
+            async with engine.connect() as conn:
+                await hot.in_transaction(conn, slow)
+
+        task = asyncio.create_task(claim())
+        await asyncio.to_thread(began.wait, 10)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # still waiting for the transaction on the driver's thread
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with engine.connect() as conn:  # the same pooled connection, free again
+            await hot.in_transaction(conn, lambda db: adding.many(db, [{"n": 2}]))
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(things.c.n))).scalars().all() == [1, 2]
     finally:
         await engine.dispose()
