@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
+from collections.abc import Hashable
 from datetime import datetime, timedelta
 
 from runner import schedules
 from runner.specs import EventSpec
 
 _NO_JITTER = timedelta(0)
+SCHEDULE_CACHE = 65536
+_schedules: dict[Hashable, schedules.Schedule] = {}
 
 
 def jitter(spec: EventSpec) -> timedelta:
@@ -22,13 +23,14 @@ def jitter(spec: EventSpec) -> timedelta:
 
 
 def schedule_of(spec: EventSpec) -> schedules.Schedule:
-    """The schedule object of ``spec`` (built once per distinct schedule)."""
-    return _build(spec.schedule_key)
-
-
-@functools.lru_cache(maxsize=65536)
-def _build(key: str) -> schedules.Schedule:
-    return schedules.from_spec(json.loads(key))
+    """The schedule object of ``spec``, built once per distinct schedule (the cache
+    starts over when it holds :data:`SCHEDULE_CACHE`)."""
+    schedule = _schedules.get(spec.schedule_key)
+    if schedule is None:
+        if len(_schedules) >= SCHEDULE_CACHE:
+            _schedules.clear()
+        schedule = _schedules[spec.schedule_key] = schedules.from_spec(spec.schedule)
+    return schedule
 
 
 def next_fire(spec: EventSpec, after: datetime) -> datetime | None:

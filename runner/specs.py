@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -147,10 +147,11 @@ class EventSpec:
         return content_hash({"schedule": dict(self.schedule), "jitter": self.jitter})
 
     @functools.cached_property
-    def schedule_key(self) -> str:
-        """The schedule mapping as canonical JSON, made once per spec: what its schedule
-        object is cached by (:func:`runner.occurrences.schedule_of`)."""
-        return json.dumps(dict(self.schedule), sort_keys=True)
+    def schedule_key(self) -> Hashable:
+        """The schedule mapping as a hashable value (mappings as their sorted items), made
+        once per spec: what its schedule object is cached by
+        (:func:`runner.occurrences.schedule_of`)."""
+        return _frozen(self.schedule)
 
     @property
     def recurring(self) -> bool:
@@ -294,3 +295,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _frozen(value: Any) -> Hashable:
+    """``value`` (JSON data) as a hashable value: equal data, equal values."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    return value  # type: ignore[no-any-return]
