@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from runner import reconciler, safety
+from runner import logs, reconciler, safety
 from runner.clock import Clock
 from runner.dburl import sqlite_file
 from runner.errors import RunnerError
@@ -68,6 +68,7 @@ def start_afresh(argv: Sequence[str], config: Config, lock: int | None) -> NoRet
     os.write(handover, pickle.dumps((config.summary(), lock)))
     if lock is not None:
         os.set_inheritable(lock, True)
+    logs.flush()
     sys.stdout.flush()
     sys.stderr.flush()
     command = [sys.executable, "-m", "runner", *argv, "--handover", str(handover)]

@@ -4,13 +4,18 @@ collectors read these lines, so they are compared here with that contract spelle
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from runner import logs
 from runner.logs import JsonFormatter, with_fields
 
 WHEN = datetime(2027, 1, 4, 10, 0, 3, 123456, tzinfo=UTC)
@@ -110,3 +115,58 @@ def test_with_fields_logs_what_log_with_extra_logs() -> None:
             "error": None,
         }
     )
+
+
+@pytest.fixture
+def stderr_pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], str]]:
+    """stderr on a real pipe, with runner's logging set up on it; reads what has reached
+    the pipe so far."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    pipe = open(write_end, "w")  # noqa: SIM115
+    monkeypatch.setattr(sys, "stderr", pipe)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.setup("json")
+
+    def written() -> str:
+        try:
+            return os.read(read_end, 1 << 16).decode()
+        except BlockingIOError:
+            return ""
+
+    yield written
+    logs.flush()
+    for handler in root.handlers:
+        if isinstance(handler, logs.StreamHandler):
+            handler.stream.close()
+    root.handlers[:], root.level = handlers, level
+    monkeypatch.undo()
+    pipe.close()
+    os.close(read_end)
+
+
+def test_a_line_logged_outside_an_event_loop_is_written_at_once(
+    stderr_pipe: Callable[[], str],
+) -> None:
+    logging.getLogger("runner.cli").warning("one")
+    assert json.loads(stderr_pipe())["message"] == "one"
+
+
+def test_lines_logged_in_an_event_loop_are_written_at_the_end_of_its_turn(
+    stderr_pipe: Callable[[], str],
+) -> None:
+    async def burst() -> tuple[str, str]:
+        for i in range(3):
+            logging.getLogger("runner.loop").info("run %d", i)
+        during = stderr_pipe()
+        await asyncio.sleep(0)  # the turn ends
+        return during, stderr_pipe()
+
+    during, after = asyncio.run(burst())
+    assert during == ""
+    assert [json.loads(line)["message"] for line in after.splitlines()] == [
+        "run 0",
+        "run 1",
+        "run 2",
+    ]
