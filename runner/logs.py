@@ -23,23 +23,19 @@ class JsonFormatter(logging.Formatter):
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         if record.exc_info:
             extra["exception"] = self.formatException(record.exc_info)
-        if not _FIRST.isdisjoint(extra):
-            return _encode(self._entry(record) | extra)  # an extra replaces a first field
-        # The line is put together from its parts: the first fields' text is the same for
-        # every record of a logger and level, and only the extra fields need the encoder.
-        message = _string(record.getMessage())
-        first = f'{{"time": "{_utc_millis(record.created)}", {_head(record.levelname, record.name)}'
-        end = f", {_encode(extra)[1:]}" if extra else "}"
-        return f'{first}"message": {message}{end}'
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), extra)
 
     @staticmethod
-    def _entry(record: logging.LogRecord) -> dict[str, Any]:
-        return {
-            "time": _utc_millis(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+    def line(created: float, levelname: str, name: str, message: str, extra: dict[str, Any]) -> str:
+        """The line of a record made at ``created`` (Unix time) with these fields."""
+        if not _FIRST.isdisjoint(extra):  # an extra replaces a first field
+            first = {"time": _utc_millis(created), "level": levelname.lower(), "logger": name}
+            return _encode(first | {"message": message} | extra)
+        # The line is put together from its parts: the first fields' text is the same for
+        # every record of a logger and level, and only the extra fields need the encoder.
+        head = f'{{"time": "{_utc_millis(created)}", {_head(levelname, name)}'
+        end = f", {_encode(extra)[1:]}" if extra else "}"
+        return f'{head}"message": {_string(message)}{end}'
 
 
 def _encoder() -> Callable[[Any], str]:
@@ -81,13 +77,44 @@ def with_fields(
     logger: logging.Logger, level: int, fields: dict[str, Any], msg: str, *args: object
 ) -> None:
     """``logger.log(level, msg, *args, extra=fields)``, for the lines of every run (its
-    start and end): the same record through the logger's filters and handlers, without
-    what those lines never need (an exception or a stack, the caller's frame) and
-    without checking one by one that a field does not replace a record's attribute."""
-    if logger.isEnabledFor(level):
+    start and end), with what those lines never need left out: an exception or a stack,
+    the caller's frame, checking one by one that a field does not replace a record's
+    attribute. Where the record would reach runner's own JSON handler and nothing else
+    (no filter, no other handler: how ``runner run`` logs), the line is written without
+    a record, the same line :meth:`JsonFormatter.format` would write."""
+    if not logger.isEnabledFor(level):
+        return
+    handler = _only_handler(logger, level)
+    if handler is None:
         record = logger.makeRecord(logger.name, level, "(unknown file)", 0, msg, args, None)
         record.__dict__.update(fields)
         logger.handle(record)
+        return
+    created = time.time()  # noqa: TID251 (a log line's time, as a LogRecord takes it)
+    message = msg % args if args else msg
+    handler.write(
+        JsonFormatter.line(created, logging.getLevelName(level), logger.name, message, fields)
+    )
+
+
+def _only_handler(logger: logging.Logger, level: int) -> StreamHandler | None:
+    """The one handler a record of ``logger`` at ``level`` reaches, if that is runner's
+    own, formatting JSON, and no filter is on the way; else None."""
+    found: StreamHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or not isinstance(handler, StreamHandler):
+                return None
+            if not isinstance(handler.formatter, JsonFormatter) or handler.filters:
+                return None
+            if level < handler.level:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
 
 
 class TextFormatter(logging.Formatter):
@@ -127,6 +154,17 @@ class StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _flush_now(self) -> None:
         self._flush_pending = False
         super().flush()
+
+    def write(self, line: str) -> None:
+        """What :meth:`emit` does with a record, for its formatted ``line``."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(line + self.terminator)
+                self.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": line}))
 
 
 def _own_stream(stream: TextIO) -> TextIO:

@@ -170,3 +170,33 @@ def test_lines_logged_in_an_event_loop_are_written_at_the_end_of_its_turn(
         "run 1",
         "run 2",
     ]
+
+
+def test_a_run_line_written_without_a_record_is_the_line_of_its_record(
+    stderr_pipe: Callable[[], str],
+) -> None:
+    """Under runner's own handler alone, with_fields writes its lines directly; they are
+    the lines logging would write for the same records."""
+    logger = logging.getLogger("runner.loop")
+    cases: list[tuple[int, dict[str, Any], str, tuple[object, ...]]] = [
+        (logging.INFO, {"event": "a", "execution_id": 1, "lateness_s": 0.002}, "run started", ()),
+        (logging.WARNING, {"event": "é\n", "error": None, "lease_lost": True}, "run %s", ("x",)),
+        (logging.INFO, {"time": "mine", "level": 3}, "an extra named like a first field", ()),
+        (logging.INFO, {}, "no fields", ()),
+    ]
+    root = logging.getLogger()
+    pytests = [h for h in root.handlers if not isinstance(h, logs.StreamHandler)]
+    for handler in pytests:  # pytest's capture would take every record the slow way
+        root.removeHandler(handler)
+    try:
+        assert logs._only_handler(logger, logging.INFO) is root.handlers[0]
+        for level, fields, msg, args in cases:
+            logger.log(level, msg, *args, extra=fields)
+            with_fields(logger, level, fields, msg, *args)
+            with_fields(logger, logging.DEBUG, fields, "below the level: not written")
+            by_logging, direct = (json.loads(line) for line in stderr_pipe().splitlines())
+            assert by_logging.pop("time") <= direct.pop("time")
+            assert list(direct.items()) == list(by_logging.items())
+    finally:
+        for handler in pytests:
+            root.addHandler(handler)
