@@ -14,9 +14,11 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import signal
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -99,16 +101,79 @@ async def run_function(
     kwargs = dict(job.parameters)
     if _takes_context(function):
         kwargs["context"] = context
+    deadline = None if time_limit is None else _Deadline.start(time_limit)
     try:
-        async with asyncio.timeout(time_limit) as deadline:
-            value = await _call(function, kwargs)
-    except TimeoutError:
-        if deadline.expired():
+        value = await _call(function, kwargs)
+    except asyncio.CancelledError:
+        if deadline is not None and deadline.stopped_it():
             return JobResult("timed_out", error=f"timed out after {time_limit:g}s")
-        return JobResult("failed", error="TimeoutError raised by the job")
+        raise
     except (Exception, SystemExit) as exc:  # sys.exit() in a job must not stop the runner
         return JobResult("failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        if deadline is not None:
+            deadline.cancel()
     return JobResult("succeeded", result=_jsonable(value))
+
+
+class _Deadline:
+    """``asyncio.timeout`` for the task of a run, on a timer it shares with the runs due
+    to stop in the same millisecond: a burst starts hundreds of runs a millisecond, and a
+    timer each (made, pushed on the loop's heap, cancelled) was a twentieth of a run's
+    cost. A run is stopped within a millisecond after its time."""
+
+    # Per event loop: the runs to stop by the millisecond they are due, with its timer.
+    _due: weakref.WeakKeyDictionary[
+        asyncio.AbstractEventLoop, dict[int, tuple[asyncio.TimerHandle, set[_Deadline]]]
+    ] = weakref.WeakKeyDictionary()
+
+    def __init__(
+        self,
+        task: asyncio.Task[Any],
+        due: dict[int, tuple[asyncio.TimerHandle, set[_Deadline]]],
+        key: int,
+    ) -> None:
+        self.task = task
+        self.due = due  # the loop's runs to stop, by the millisecond
+        self.key = key
+        self.cancelling = task.cancelling()  # cancellations asked for before this one
+        self.expired = False
+
+    @classmethod
+    def start(cls, seconds: float) -> _Deadline:
+        """A deadline ``seconds`` from now for the current task."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        key = math.ceil((loop.time() + seconds) * 1000)
+        due = cls._due.setdefault(loop, {})
+        deadline = cls(task, due, key)
+        if key in due:
+            due[key][1].add(deadline)
+        else:
+            due[key] = (loop.call_at(key / 1000, cls._expire, due, key), {deadline})
+        return deadline
+
+    @staticmethod
+    def _expire(due: dict[int, tuple[asyncio.TimerHandle, set[_Deadline]]], key: int) -> None:
+        for deadline in due.pop(key)[1]:
+            deadline.expired = True
+            deadline.task.cancel()
+
+    def stopped_it(self) -> bool:
+        """Whether the CancelledError the task got is this deadline's alone (as
+        asyncio.timeout tells its TimeoutError from another cancellation)."""
+        return self.expired and self.task.uncancel() <= self.cancelling
+
+    def cancel(self) -> None:
+        """The run ended (or was stopped): no timer for it any more."""
+        entry = self.due.get(self.key)
+        if entry is not None:  # else it expired: its timer has run
+            handle, deadlines = entry
+            deadlines.discard(self)
+            if not deadlines:
+                handle.cancel()
+                del self.due[self.key]
 
 
 async def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:

@@ -542,6 +542,28 @@ async def test_async_timeout_cancels_the_coroutine(module: ModuleType) -> None:
     assert module.state == {"finally": True}
 
 
+async def test_runs_due_to_stop_at_once_all_stop_and_leave_no_timer(module: ModuleType) -> None:
+    """Runs started together share their timer: each is stopped, and a run that ends in
+    time takes its deadline with it."""
+    quick = [run(FunctionJob(f"{MODULE}:add", {"a": 1, "b": i}), limit=30) for i in range(50)]
+    slow = [run(FunctionJob(f"{MODULE}:slow"), limit=0.2) for _ in range(50)]
+    started = time.monotonic()
+    results = await asyncio.gather(*quick, *slow)
+    assert time.monotonic() - started < 2
+    assert [r.outcome for r in results] == ["succeeded"] * 50 + ["timed_out"] * 50
+    assert not jobs._Deadline._due.get(asyncio.get_running_loop())  # no timer left waiting
+
+
+async def test_a_run_stopped_from_outside_is_cancelled_not_timed_out(module: ModuleType) -> None:
+    """The runner's own stop (shutdown, overlap: replace) is not the job's timeout."""
+    task = asyncio.create_task(run(FunctionJob(f"{MODULE}:slow"), limit=30))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert module.state == {"finally": True}
+
+
 async def test_sync_timeout_is_recorded_and_its_result_discarded(module: ModuleType) -> None:
     result = await run(FunctionJob(f"{MODULE}:slow_sync"), limit=0.1)
     assert result == JobResult("timed_out", error="timed out after 0.1s")
