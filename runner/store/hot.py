@@ -55,17 +55,12 @@ class Hot:
         self.bound = _binder(names, defaults, processors)
         columns = _returned(statement)
         # Rows with the columns as attributes, as SQLAlchemy's (unnamed ones: _0, _1, ...).
-        self._row: Any = namedtuple("Row", [name for name, _ in columns], rename=True)  # type: ignore[misc]
-        self._results = [_result(type_, dialect) for _, type_ in columns]
+        row: Any = namedtuple("Row", [name for name, _ in columns], rename=True)  # type: ignore[misc]
+        self._row = _row_maker(row, [_result(type_, dialect) for _, type_ in columns])
 
     def _rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
-        make, results = self._row._make, self._results
-        if not any(results):
-            return [make(row) for row in raw]
-        return [
-            make(value if p is None else p(value) for p, value in zip(results, row, strict=True))
-            for row in raw
-        ]
+        make = self._row
+        return [make(row) for row in raw]
 
     def many(self, db: sqlite3.Connection, values: Sequence[dict[str, Any]]) -> None:
         """Run the statement once per parameter set: one executemany."""
@@ -151,6 +146,31 @@ def _binder(
         parts.append(f"{part}, ")
     exec(f"def bound(v):\n    return ({''.join(parts)})", namespace)
     return namespace["bound"]  # type: ignore[no-any-return]
+
+
+def _row_maker(row: type[Any], processors: Sequence[Processor]) -> Callable[[Any], Any]:
+    """A function of a driver's row that returns it as ``row`` (a namedtuple), each value
+    through its type's processor, written out as :func:`_binder`'s functions are. A NULL
+    skips a processor that would turn it into None anyway (most of a claim's times)."""
+    namespace: dict[str, Any] = {"new": tuple.__new__, "Row": row}
+    parts = []
+    for i, process in enumerate(processors):
+        namespace[f"p{i}"] = process
+        if process is None:
+            parts.append(f"r[{i}], ")
+        elif _keeps_null(process):
+            parts.append(f"None if (x := r[{i}]) is None else p{i}(x), ")
+        else:
+            parts.append(f"p{i}(r[{i}]), ")
+    exec(f"def make(r):\n    return new(Row, ({''.join(parts)}))", namespace)
+    return namespace["make"]  # type: ignore[no-any-return]
+
+
+def _keeps_null(process: Callable[[Any], Any]) -> bool:
+    try:
+        return process(None) is None
+    except Exception:
+        return False
 
 
 def _returned(statement: ClauseElement) -> list[tuple[str, TypeEngine[Any]]]:
