@@ -134,16 +134,20 @@ def _binder(
     where absent) that returns the driver's parameters, in order, each through its type's
     processor. It is written out as one expression for the statement, the way
     ``namedtuple`` writes its methods: a burst binds tens of thousands of rows a second,
-    and a loop over each row's parameters cost three times as much."""
+    and a loop over each row's parameters cost three times as much. None is bound as its
+    processor binds it, worked out once (JSON's ``'null'``, NULL for most types)."""
     namespace: dict[str, Any] = {}
     parts = []
     for i, (name, default, process) in enumerate(zip(names, defaults, processors, strict=True)):
-        namespace[f"d{i}"] = default
-        part = f"v.get({name!r}, d{i})"
-        if process is not None:
-            namespace[f"p{i}"] = process
-            part = f"p{i}({part})"
-        parts.append(f"{part}, ")
+        namespace |= {f"d{i}": default, f"p{i}": process}
+        value = f"v.get({name!r}, d{i})"
+        if process is None:
+            parts.append(f"{value}, ")
+        elif (null := _null(process)) is not _FAILS:
+            namespace[f"n{i}"] = null
+            parts.append(f"n{i} if (x := {value}) is None else p{i}(x), ")
+        else:
+            parts.append(f"p{i}({value}), ")
     exec(f"def bound(v):\n    return ({''.join(parts)})", namespace)
     return namespace["bound"]  # type: ignore[no-any-return]
 
@@ -158,7 +162,7 @@ def _row_maker(row: type[Any], processors: Sequence[Processor]) -> Callable[[Any
         namespace[f"p{i}"] = process
         if process is None:
             parts.append(f"r[{i}], ")
-        elif _keeps_null(process):
+        elif _null(process) is None:
             parts.append(f"None if (x := r[{i}]) is None else p{i}(x), ")
         else:
             parts.append(f"p{i}(r[{i}]), ")
@@ -166,11 +170,15 @@ def _row_maker(row: type[Any], processors: Sequence[Processor]) -> Callable[[Any
     return namespace["make"]  # type: ignore[no-any-return]
 
 
-def _keeps_null(process: Callable[[Any], Any]) -> bool:
+_FAILS = object()
+
+
+def _null(process: Callable[[Any], Any]) -> Any:
+    """What ``process`` makes of None; :data:`_FAILS` if it raises."""
     try:
-        return process(None) is None
+        return process(None)
     except Exception:
-        return False
+        return _FAILS
 
 
 def _returned(statement: ClauseElement) -> list[tuple[str, TypeEngine[Any]]]:
