@@ -29,6 +29,9 @@ from sqlalchemy.types import TypeEngine
 from runner.store.tables import UTCDateTime
 
 T = TypeVar("T")
+# SQLite's default wal_autocheckpoint (pages), which the engine leaves as it is and a hot
+# transaction turns off for its commit (see in_transaction).
+AUTOCHECKPOINT = 1000
 Processor = Callable[[Any], Any] | None
 # The most host parameters one statement may have: SQLite's default since 3.32, before it 999.
 MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
@@ -87,10 +90,17 @@ class Hot:
         return found
 
 
-async def in_transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connection], T]) -> T:
+async def in_transaction(
+    conn: AsyncConnection, work: Callable[[sqlite3.Connection], T], then_checkpoint: bool = False
+) -> T:
     """``work(db)`` in a write transaction (``BEGIN IMMEDIATE``: the write lock at once;
     committed when it returns, rolled back when it raises) on the sqlite3 connection under
     ``conn``, which must not be in a transaction of SQLAlchemy's.
+
+    The commit leaves the WAL as it is, where SQLite's own would copy it into the database
+    file once it holds 1,000 pages (its wal_autocheckpoint), and the claim would wait for
+    that: the caller checkpoints beside it (:func:`checkpoint`), or, ``then_checkpoint``,
+    right after the commit.
 
     It runs on the driver's thread as one call, the way aiosqlite runs each of its own
     calls there (its ``_execute``): a claim's ten statements cost one round trip through
@@ -102,7 +112,7 @@ async def in_transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connecti
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # an aiosqlite.Connection
     db: sqlite3.Connection = driver._conn
-    call = asyncio.ensure_future(driver._execute(_transaction, db, work))
+    call = asyncio.ensure_future(driver._execute(_transaction, db, work, then_checkpoint))
     try:
         return await asyncio.shield(call)
     except asyncio.CancelledError:
@@ -115,16 +125,35 @@ async def in_transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connecti
         raise
 
 
-def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
+def _transaction(
+    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], then_checkpoint: bool
+) -> T:
+    db.execute("PRAGMA wal_autocheckpoint = 0")
     try:
-        result = work(db)
-        db.commit()
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):  # the caller sees that it is still open
-            db.rollback()
-        raise
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+            db.commit()
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # the caller sees that it is still open
+                db.rollback()
+            raise
+    finally:
+        db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT}")  # as it came from the pool
+    if then_checkpoint:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     return result
+
+
+async def checkpoint(conn: AsyncConnection) -> int:
+    """Copy what the WAL holds into the database file, on the driver's thread of ``conn``
+    (outside any transaction): a PASSIVE checkpoint, which writers do not wait for.
+    Returns how many pages the WAL holds (since it last started over, which a writer
+    does once everything has been copied and no reader needs it)."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    ((_busy, pages, _copied),) = await driver.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+    return int(pages)
 
 
 def _binder(

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -71,10 +72,15 @@ from runner.store.tables import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("runner.store")
 PROCESS_STATE = "process:"  # + execution id: the process group of a running command
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
 ANALYZE_AFTER = 1000  # changes of one reconcile after which PostgreSQL's statistics are renewed
+# Hot transactions (claims, finishes) between the WAL checkpoints the store runs beside
+# them (see Store._checkpoint_wal); a busy claim and finish write about 60 pages.
+CHECKPOINT_EVERY = 16
+WAL_PAGES = 4000  # 16 MB of 4 KiB pages: the most the WAL holds before a claim checkpoints
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,9 @@ class Store:
         # SQLite: the claim's and the finish's statements, sent through the driver itself.
         sqlite = engine.dialect.name == "sqlite" and not self.database_clock
         self._hot = _HotStatements(engine.dialect) if sqlite else None
+        self._hot_commits = 0  # since the last checkpoint the store ran (see _transact)
+        self._checkpoint: asyncio.Task[None] | None = None
+        self._wal_behind = False  # the next hot commit checkpoints (see _checkpoint_wal)
 
     @property
     def shared(self) -> bool:
@@ -290,6 +299,8 @@ class Store:
         return func.now() if self.database_clock else literal(now, UTCDateTime())
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
         if self._watch is not None:
             self._watch.close()
             self._watch = None
@@ -316,13 +327,40 @@ class Store:
                 return await conn.run_sync(lambda sync: work(_SqlOps(sync, shared, database_clock)))
         assert self._write_turn is not None
         statements = self._hot
+        # The commit leaves the WAL to _checkpoint_wal, unless that fell behind.
+        behind, self._wal_behind = self._wal_behind, False
         try:
             async with self._write_turn, self.engine.connect() as conn:
-                result = await hot.in_transaction(conn, lambda db: work(_HotOps(db, statements)))
+                result = await hot.in_transaction(
+                    conn, lambda db: work(_HotOps(db, statements)), then_checkpoint=behind
+                )
         except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+            self._wal_behind = behind
             raise self._write_failed(exc) from exc
         self.write_error = None
+        self._hot_commits += 1
+        if self._hot_commits >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._hot_commits = 0
+            self._checkpoint = asyncio.create_task(self._checkpoint_wal())
         return result
+
+    async def _checkpoint_wal(self) -> None:
+        """Copy the WAL into the database file beside the hot path, on a connection (and
+        driver thread) of its own, while the claims and finishes go on: SQLite would do
+        it in the commit of a claim once the WAL holds 1,000 pages, which the claim then
+        waits for (a few percent of a burst). Claims write on meanwhile, so the WAL may
+        not start over (a writer starts it over once all of it has been copied); once it
+        holds :data:`WAL_PAGES`, the next hot transaction checkpoints right after its
+        commit, copying what is left, and the WAL starts over at the next write."""
+        try:
+            async with self.engine.connect() as conn:
+                pages = await hot.checkpoint(conn)
+            self._wal_behind = pages >= WAL_PAGES
+        except (SQLAlchemyError, OSError, sqlite3.Error):
+            log.warning("could not checkpoint the database's WAL", exc_info=True)
+            self._wal_behind = True
+        finally:
+            self._checkpoint = None
 
     def _write_failed(self, exc: Exception) -> StoreError:
         if isinstance(exc, _WRITE_FAILED):
