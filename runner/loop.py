@@ -206,7 +206,6 @@ class Runner:
         self.metrics.running.inc()
         run = _Run(started, asyncio.create_task(self._execute(started)))
         self.runs[started.execution_id] = run
-        run.task.add_done_callback(lambda task: self._crashed(started.execution_id, task))
 
     async def _begin(self, started: Started) -> datetime:
         """Wait for the run's time, then start it: stop the run it replaces and log the
@@ -234,18 +233,21 @@ class Runner:
         logs.with_fields(log, logging.INFO, extra, "run started")
         return now
 
-    def _crashed(self, execution_id: int, task: asyncio.Task[None]) -> None:
-        """A run whose task failed before its result was queued (a bug, not a job's
-        failure) gives its slot back; its record stays ``running`` until recovery."""
-        if not task.cancelled() and task.exception() is not None:
-            log.error("run %d crashed", execution_id, exc_info=task.exception())
-            self._forget(execution_id)
-
     def _forget(self, execution_id: int) -> None:
         if self.runs.pop(execution_id, None) is not None:
             self.metrics.running.dec()
 
     async def _execute(self, started: Started) -> None:
+        """Run ``started`` and queue its result for recording. A run that fails before
+        its result is queued (a bug, not a job's failure) gives its slot back; its record
+        stays ``running`` until recovery."""
+        try:
+            await self._run(started)
+        except Exception:
+            log.exception("run %d crashed", started.execution_id)
+            self._forget(started.execution_id)
+
+    async def _run(self, started: Started) -> None:
         record = started.record
         context = JobContext(
             started.spec.name,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
+from runner import loop as loop_module
 from runner import reconciler
 from runner.errors import StoreError
 from runner.loop import (
@@ -125,6 +126,30 @@ async def test_due_event_runs_and_the_schedule_moves_on(
     assert (stored.execution_count, stored.last_execution) == (1, clock.now())
 
 
+async def test_a_run_that_crashes_gives_its_slot_back_and_stays_for_recovery(
+    store: Store,
+    clock: FakeClock,
+    event: Make,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failure of the runner's own code around a job (not the job's) is logged, and
+    the run's slot is free again; its record stays running, for recovery to settle."""
+
+    async def broken(*_args: object) -> JobResult:
+        raise RuntimeError("a bug in the runner")
+
+    monkeypatch.setattr(loop_module, "run_job", broken)
+    runner = await start(store, clock, event("a"), max_concurrent_executions=1)
+    clock.set(T0 + timedelta(minutes=1))
+    await runner.tick()
+    (run,) = runner.runs.values()
+    await asyncio.wait([run.task])
+    assert runner.runs == {}
+    assert "crashed" in caplog.text
+    assert outcomes(await history(store)) == [("a", "10:01:00", 1, "running")]
+
+
 async def test_nothing_runs_before_its_time(store: Store, clock: FakeClock, event: Make) -> None:
     runner = await start(store, clock, event("a"))
     clock.set(T0 + timedelta(seconds=59, microseconds=999_999))
@@ -186,7 +211,7 @@ async def test_ended_runs_a_failed_claim_took_are_recorded_on_their_own(
     await runner.tick()
     (run,) = runner.runs.values()
     runner._claim_waits = True  # as in run_once: the recorder leaves them to the claim
-    await run.task
+    await asyncio.wait([run.task])
     await runner.recorded.wait()
     runner._claim_waits = False
 
