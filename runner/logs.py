@@ -97,16 +97,16 @@ def with_fields(
     )
 
 
-def _only_handler(logger: logging.Logger, level: int) -> StreamHandler | None:
+def _only_handler(logger: logging.Logger, level: int) -> LoopStreamHandler | None:
     """The one handler a record of ``logger`` at ``level`` reaches, if that is runner's
     own, formatting JSON, and no filter is on the way; else None."""
-    found: StreamHandler | None = None
+    found: LoopStreamHandler | None = None
     current: logging.Logger | None = logger
     while current is not None:
         if current.filters:
             return None
         for handler in current.handlers:
-            if found is not None or not isinstance(handler, StreamHandler):
+            if found is not None or not isinstance(handler, LoopStreamHandler):
                 return None
             if not isinstance(handler.formatter, JsonFormatter) or handler.filters:
                 return None
@@ -129,7 +129,7 @@ class TextFormatter(logging.Formatter):
         return text + "".join(f" {k}={v}" for k, v in extra.items())
 
 
-class StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class LoopStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes each line as it comes, and flushes once per turn of the event loop when
     logging from one: a burst logs two lines a run, and a write to the pipe or file
     behind stderr for each line cost a tenth of the run. Lines logged anywhere else (a
@@ -189,11 +189,11 @@ def setup(fmt: str = "auto", level: str = "info") -> None:
     """Send runner's logs to stderr as ``text`` or ``json`` (``auto``: text on a terminal)."""
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
-    handler = StreamHandler(_own_stream(sys.stderr))
+    handler = LoopStreamHandler(_own_stream(sys.stderr))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers:
-        if isinstance(old, StreamHandler) and old.stream is not sys.stderr:
+        if isinstance(old, LoopStreamHandler) and old.stream is not sys.stderr:
             old.stream.close()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -535,7 +535,8 @@ class Store:
     ) -> Claim:
         """:meth:`start_due` in the transaction of ``ops``."""
         recorded = self._finish_in(ops, finished, runner_id)
-        rows = ops.due_rows(due_by, limit) if limit else []
+        found = ops.due_rows(due_by, limit) if limit else []
+        rows = list({row.id: row for row in found}.values())  # one row per event
         if not rows:
             return Claim([], [], ops.next_due(), recorded)
         running = ops.running_counts([row.id for row in rows])
@@ -1308,7 +1309,8 @@ class _Ops(Protocol):
 
     def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
         """Up to ``limit`` due events, oldest first, which this transaction holds: on
-        SQLite by its write lock, on PostgreSQL locked row by row (:func:`_limited_due_rows`)."""
+        SQLite by its write lock, on PostgreSQL locked row by row (:func:`_limited_due_rows`;
+        an event due in two ways comes twice)."""
 
     def next_due(self) -> datetime | None:
         """When the next thing is due (:meth:`Store.next_due`)."""
@@ -1342,8 +1344,7 @@ class _HotOps:
         self.statements.of(statement).many(self.db, values)
 
     def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
-        rows = self.statements.due.rows(self.db, {"due_by": due_by, "claim_limit": limit})
-        return list({row.id: row for row in rows}.values())  # one row per event
+        return self.statements.due.rows(self.db, {"due_by": due_by, "claim_limit": limit})
 
     def next_due(self) -> datetime | None:
         (row,) = self.statements.next_due.rows(self.db, {})
@@ -1382,8 +1383,7 @@ class _SqlOps:
 
     def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
         claim = _LOCKED_DUE_ROWS if self.shared else _DUE_ROWS
-        rows = self.conn.execute(claim, {"due_by": due_by, "claim_limit": limit}).all()
-        return list({row.id: row for row in rows}.values())  # one row per event
+        return list(self.conn.execute(claim, {"due_by": due_by, "claim_limit": limit}).all())
 
     def next_due(self) -> datetime | None:
         return _earliest_due_of(self.conn.execute(_NEXT_DUE).one())

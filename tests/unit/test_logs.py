@@ -138,7 +138,7 @@ def stderr_pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], str]]:
     yield written
     logs.flush()
     for handler in root.handlers:
-        if isinstance(handler, logs.StreamHandler):
+        if isinstance(handler, logs.LoopStreamHandler):
             handler.stream.close()
     root.handlers[:], root.level = handlers, level
     monkeypatch.undo()
@@ -185,7 +185,7 @@ def test_a_run_line_written_without_a_record_is_the_line_of_its_record(
         (logging.INFO, {}, "no fields", ()),
     ]
     root = logging.getLogger()
-    pytests = [h for h in root.handlers if not isinstance(h, logs.StreamHandler)]
+    pytests = [h for h in root.handlers if not isinstance(h, logs.LoopStreamHandler)]
     for handler in pytests:  # pytest's capture would take every record the slow way
         root.removeHandler(handler)
     try:
