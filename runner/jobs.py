@@ -104,15 +104,16 @@ async def run_function(
     deadline = None if time_limit is None else _Deadline.start(time_limit)
     try:
         value = await _call(function, kwargs)
-    except asyncio.CancelledError:
-        if deadline is not None and deadline.stopped_it():
+    except BaseException as exc:
+        if deadline is not None and deadline.leave(exc):
             return JobResult("timed_out", error=f"timed out after {time_limit:g}s")
-        raise
-    except (Exception, SystemExit) as exc:  # sys.exit() in a job must not stop the runner
-        return JobResult("failed", error=f"{type(exc).__name__}: {exc}")
-    finally:
-        if deadline is not None:
-            deadline.cancel()
+        if isinstance(exc, TimeoutError):
+            return JobResult("failed", error="TimeoutError raised by the job")
+        if isinstance(exc, Exception | SystemExit):  # sys.exit() must not stop the runner
+            return JobResult("failed", error=f"{type(exc).__name__}: {exc}")
+        raise  # cancelled from outside: the runner stops or replaces the run
+    if deadline is not None:
+        deadline.leave(None)
     return JobResult("succeeded", result=_jsonable(value))
 
 
@@ -160,13 +161,20 @@ class _Deadline:
             deadline.expired = True
             deadline.task.cancel()
 
-    def stopped_it(self) -> bool:
-        """Whether the CancelledError the task got is this deadline's alone (as
-        asyncio.timeout tells its TimeoutError from another cancellation)."""
-        return self.expired and self.task.uncancel() <= self.cancelling
+    def leave(self, raised: BaseException | None) -> bool:
+        """The run ended, having raised ``raised`` (None: it returned); as
+        ``asyncio.timeout`` leaves its block, whether it timed out: the deadline came and
+        the run ended with its cancellation (no other asked for meanwhile) or with a
+        TimeoutError."""
+        self._forget()
+        if not self.expired:
+            return False
+        alone = self.task.uncancel() <= self.cancelling
+        return isinstance(raised, TimeoutError) or (
+            alone and isinstance(raised, asyncio.CancelledError)
+        )
 
-    def cancel(self) -> None:
-        """The run ended (or was stopped): no timer for it any more."""
+    def _forget(self) -> None:
         entry = self.due.get(self.key)
         if entry is not None:  # else it expired: its timer has run
             handle, deadlines = entry

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -105,10 +106,10 @@ def _only_handler(logger: logging.Logger, level: int) -> LoopStreamHandler | Non
     while current is not None:
         if current.filters:
             return None
-        for handler in current.handlers:
-            if found is not None or not isinstance(handler, LoopStreamHandler):
+        for handler in current.handlers:  # exactly ours: a subclass may write otherwise
+            if found is not None or type(handler) is not LoopStreamHandler:
                 return None
-            if not isinstance(handler.formatter, JsonFormatter) or handler.filters:
+            if type(handler.formatter) is not JsonFormatter or handler.filters:
                 return None
             if level < handler.level:
                 return None
@@ -133,11 +134,16 @@ class LoopStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes each line as it comes, and flushes once per turn of the event loop when
     logging from one: a burst logs two lines a run, and a write to the pipe or file
     behind stderr for each line cost a tenth of the run. Lines logged anywhere else (a
-    command of the CLI, a job's thread) are flushed at once, and so is what waits."""
+    command of the CLI, a job's thread) are flushed at once, and so is what waits; so
+    are they before the process forks (a job's multiprocessing), not to be written twice.
 
-    def __init__(self, stream: TextIO) -> None:
+    ``stream`` is the handler's own (see :func:`setup`) when ``owned``: it closes it."""
+
+    def __init__(self, stream: TextIO, owned: bool = False) -> None:
         super().__init__(stream)
-        self._flush_pending = False
+        self.owned = owned
+        self._flush_on: object = None  # the loop a flush is scheduled on
+        _HANDLERS.add(self)
 
     def flush(self) -> None:
         asyncio = sys.modules.get("asyncio")  # not imported: no event loop runs
@@ -146,13 +152,14 @@ class LoopStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except RuntimeError:
             loop = None
         if loop is None:
-            super().flush()
-        elif not self._flush_pending:
-            self._flush_pending = True
-            loop.call_soon(self._flush_now)
+            self.flush_now()
+        elif self._flush_on is not loop:  # none yet, or on a loop that has ended since
+            self._flush_on = loop
+            loop.call_soon(self.flush_now)
 
-    def _flush_now(self) -> None:
-        self._flush_pending = False
+    def flush_now(self) -> None:
+        """Write out the lines held."""
+        self._flush_on = None
         super().flush()
 
     def write(self, line: str) -> None:
@@ -167,34 +174,44 @@ class LoopStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.handleError(logging.makeLogRecord({"msg": line}))
 
 
-def _own_stream(stream: TextIO) -> TextIO:
-    """A buffered text stream of its own on ``stream``'s file, so that the handler says
-    when its lines go out while ``stream`` (stderr, line-buffered) stays as it is for
-    everyone else; ``stream`` itself where it has no file (a test's capture)."""
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return stream
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    return open(os.dup(fd), "w", encoding=encoding, errors="backslashreplace")
+_HANDLERS: weakref.WeakSet[LoopStreamHandler] = weakref.WeakSet()
 
 
 def flush() -> None:
-    """Write out the lines the handlers hold (before the process execs another)."""
-    for handler in logging.getLogger().handlers:
-        handler.flush()
+    """Write out the lines runner's handlers hold (before the process execs or forks)."""
+    for handler in list(_HANDLERS):
+        if not getattr(handler.stream, "closed", False):
+            handler.flush_now()
+
+
+os.register_at_fork(before=flush)
+
+
+def _own_stream(stream: TextIO) -> TextIO | None:
+    """A buffered text stream of its own on ``stream``'s file, so that the handler says
+    when its lines go out while ``stream`` (stderr, line-buffered) stays as it is for
+    everyone else; None where it has no file (a test's capture)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return open(os.dup(fd), "w", encoding=encoding, errors="backslashreplace")
 
 
 def setup(fmt: str = "auto", level: str = "info") -> None:
     """Send runner's logs to stderr as ``text`` or ``json`` (``auto``: text on a terminal)."""
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
-    handler = LoopStreamHandler(_own_stream(sys.stderr))
+    own = _own_stream(sys.stderr)
+    handler = LoopStreamHandler(own or sys.stderr, owned=own is not None)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers:
-        if isinstance(old, LoopStreamHandler) and old.stream is not sys.stderr:
+        if isinstance(old, LoopStreamHandler) and old.owned:
+            old.flush_now()
             old.stream.close()
+            _HANDLERS.discard(old)
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # No record needs its caller's file and line, thread or process: skipping them makes

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
+import threading
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -90,49 +91,50 @@ class Hot:
         return found
 
 
-async def in_transaction(
-    conn: AsyncConnection, work: Callable[[sqlite3.Connection], T], then_checkpoint: bool = False
-) -> T:
+async def in_transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connection], T]) -> T:
     """``work(db)`` in a write transaction (``BEGIN IMMEDIATE``: the write lock at once;
     committed when it returns, rolled back when it raises) on the sqlite3 connection under
     ``conn``, which must not be in a transaction of SQLAlchemy's.
 
-    The commit leaves the WAL as it is, where SQLite's own would copy it into the database
-    file once it holds 1,000 pages (its wal_autocheckpoint), and the claim would wait for
-    that: the caller checkpoints beside it (:func:`checkpoint`), or, ``then_checkpoint``,
-    right after the commit.
-
     It runs on the driver's thread as one call, the way aiosqlite runs each of its own
     calls there (its ``_execute``): a claim's ten statements cost one round trip through
     the event loop, not ten, and the loop goes on with other work (the runs the last
-    claim started) while SQLite writes. If the caller is cancelled meanwhile, the
-    transaction still ends on that thread (committed or rolled back) before this raises,
-    so the write lock is not given up with a transaction open.
+    claim started) while SQLite writes. A caller cancelled meanwhile has the transaction
+    rolled back unless it is already committing; either way this waits for its end on
+    that thread before raising, so the write lock is not given up with it open.
+
+    The commit leaves the WAL as it is, where SQLite's own would copy it into the database
+    file once it holds 1,000 pages (its wal_autocheckpoint), and the claim would wait for
+    that: the caller checkpoints beside it (:func:`checkpoint`).
     """
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # an aiosqlite.Connection
     db: sqlite3.Connection = driver._conn
-    call = asyncio.ensure_future(driver._execute(_transaction, db, work, then_checkpoint))
+    abandoned = threading.Event()
+    call = asyncio.ensure_future(driver._execute(_transaction, db, work, abandoned))
     try:
         return await asyncio.shield(call)
     except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await call
+        abandoned.set()
+        while not call.done():  # however often the caller is cancelled meanwhile
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(call)
         raise
-    except BaseException:
-        if db.in_transaction:
+    finally:
+        if call.done() and not call.cancelled() and call.exception() and db.in_transaction:
             await conn.invalidate()  # it could not roll back: not to be reused
-        raise
 
 
 def _transaction(
-    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], then_checkpoint: bool
+    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], abandoned: threading.Event
 ) -> T:
     db.execute("PRAGMA wal_autocheckpoint = 0")
     try:
         db.execute("BEGIN IMMEDIATE")
         try:
             result = work(db)
+            if abandoned.is_set():  # its caller is gone: no one would start what it claimed
+                raise _Abandoned
             db.commit()
         except BaseException:
             with contextlib.suppress(sqlite3.Error):  # the caller sees that it is still open
@@ -140,20 +142,23 @@ def _transaction(
             raise
     finally:
         db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT}")  # as it came from the pool
-    if then_checkpoint:
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     return result
 
 
-async def checkpoint(conn: AsyncConnection) -> int:
+class _Abandoned(Exception):
+    """The caller of a transaction was cancelled before it committed."""
+
+
+async def checkpoint(conn: AsyncConnection) -> tuple[int, int]:
     """Copy what the WAL holds into the database file, on the driver's thread of ``conn``
     (outside any transaction): a PASSIVE checkpoint, which writers do not wait for.
-    Returns how many pages the WAL holds (since it last started over, which a writer
-    does once everything has been copied and no reader needs it)."""
+    Returns how many pages the WAL holds (since it last started over, which the next
+    writer does once all of them have been copied and no reader needs them) and how many
+    of them have been copied."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    ((_busy, pages, _copied),) = await driver.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-    return int(pages)
+    ((_busy, pages, copied),) = await driver.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+    return int(pages), int(copied)
 
 
 def _binder(

@@ -78,9 +78,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEC_CACHE = 65536  # parsed specs kept by hash; the cache starts over when full
 ANALYZE_AFTER = 1000  # changes of one reconcile after which PostgreSQL's statistics are renewed
 # Hot transactions (claims, finishes) between the WAL checkpoints the store runs beside
-# them (see Store._checkpoint_wal); a busy claim and finish write about 60 pages.
+# them (see Store._checkpoint_beside); a busy claim and finish write about 60 pages.
 CHECKPOINT_EVERY = 16
-WAL_PAGES = 4000  # 16 MB of 4 KiB pages: the most the WAL holds before a claim checkpoints
+# 16 MB of 4 KiB pages: a WAL this long that a checkpoint could not copy in full (claims
+# wrote on meanwhile) is checkpointed after the next claim's commit (Store._checkpoint_wal).
+WAL_PAGES = 4000
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ class Store:
 
     async def close(self) -> None:
         if self._checkpoint is not None:
-            await self._checkpoint
+            await asyncio.wait([self._checkpoint])
         if self._watch is not None:
             self._watch.close()
             self._watch = None
@@ -327,40 +329,48 @@ class Store:
                 return await conn.run_sync(lambda sync: work(_SqlOps(sync, shared, database_clock)))
         assert self._write_turn is not None
         statements = self._hot
-        # The commit leaves the WAL to _checkpoint_wal, unless that fell behind.
-        behind, self._wal_behind = self._wal_behind, False
         try:
             async with self._write_turn, self.engine.connect() as conn:
-                result = await hot.in_transaction(
-                    conn, lambda db: work(_HotOps(db, statements)), then_checkpoint=behind
-                )
+                result = await hot.in_transaction(conn, lambda db: work(_HotOps(db, statements)))
+                if self._wal_behind:  # what _checkpoint_wal could not keep up with
+                    await self._checkpoint_wal(conn)
         except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
-            self._wal_behind = behind
             raise self._write_failed(exc) from exc
         self.write_error = None
         self._hot_commits += 1
         if self._hot_commits >= CHECKPOINT_EVERY and self._checkpoint is None:
             self._hot_commits = 0
-            self._checkpoint = asyncio.create_task(self._checkpoint_wal())
+            self._checkpoint = asyncio.create_task(self._checkpoint_beside())
         return result
 
-    async def _checkpoint_wal(self) -> None:
+    async def _checkpoint_beside(self) -> None:
         """Copy the WAL into the database file beside the hot path, on a connection (and
-        driver thread) of its own, while the claims and finishes go on: SQLite would do
-        it in the commit of a claim once the WAL holds 1,000 pages, which the claim then
-        waits for (a few percent of a burst). Claims write on meanwhile, so the WAL may
-        not start over (a writer starts it over once all of it has been copied); once it
-        holds :data:`WAL_PAGES`, the next hot transaction checkpoints right after its
-        commit, copying what is left, and the WAL starts over at the next write."""
+        driver thread) of its own, while claims and finishes go on: SQLite would do it in
+        the commit of a claim once the WAL holds 1,000 pages, and the claim would wait
+        for it (a few percent of a burst)."""
         try:
             async with self.engine.connect() as conn:
-                pages = await hot.checkpoint(conn)
-            self._wal_behind = pages >= WAL_PAGES
-        except (SQLAlchemyError, OSError, sqlite3.Error):
+                await self._checkpoint_wal(conn)
+        except Exception:  # best effort, in the background: the next turn tries again
             log.warning("could not checkpoint the database's WAL", exc_info=True)
             self._wal_behind = True
         finally:
             self._checkpoint = None
+
+    async def _checkpoint_wal(self, conn: AsyncConnection) -> None:
+        """Checkpoint on ``conn`` and note whether the WAL is behind: it holds
+        :data:`WAL_PAGES` or more and not all of them could be copied, because claims
+        wrote on meanwhile (a writer starts the WAL over only once all of it has been
+        copied). Then the next hot transaction checkpoints right after its commit, under
+        the write turn, and the WAL starts over at the write after that. A failure leaves
+        it behind, logged."""
+        try:
+            pages, copied = await hot.checkpoint(conn)
+        except (SQLAlchemyError, OSError, sqlite3.Error):
+            log.warning("could not checkpoint the database's WAL", exc_info=True)
+            self._wal_behind = True
+            return
+        self._wal_behind = pages >= WAL_PAGES and copied < pages
 
     def _write_failed(self, exc: Exception) -> StoreError:
         if isinstance(exc, _WRITE_FAILED):
@@ -627,8 +637,11 @@ class Store:
         settled = zip(runs, ended, strict=True)
         runs_ended = [(run, f.spec, f.result, f.ended_at) for run, f in settled]
         settling = _settle_values(runs_ended)
-        ops.many(_SETTLE, [values for values in settling if values["b_retry"]])
-        ops.many(_SETTLE_NO_RETRY, [values for values in settling if not values["b_retry"]])
+        if len({values["b_id"] for values in settling}) < len(settling):
+            ops.many(_SETTLE, settling)  # an event's runs settle in the order they ended
+        else:
+            ops.many(_SETTLE, [values for values in settling if values["b_retry"]])
+            ops.many(_SETTLE_NO_RETRY, [values for values in settling if not values["b_retry"]])
         # The runs' process groups, if any were recorded (commands only), ended with them.
         processes = [
             f"{PROCESS_STATE}{run.id}"
@@ -1308,9 +1321,9 @@ class _Ops(Protocol):
         """``statement`` once per parameter set: one executemany."""
 
     def due_rows(self, due_by: datetime, limit: int) -> list[Any]:
-        """Up to ``limit`` due events, oldest first, which this transaction holds: on
-        SQLite by its write lock, on PostgreSQL locked row by row (:func:`_limited_due_rows`;
-        an event due in two ways comes twice)."""
+        """Up to ``limit`` rows of due events, oldest first, which this transaction holds:
+        on SQLite by its write lock, on PostgreSQL locked row by row. An event due in two
+        ways (:func:`_due_parts`) comes twice."""
 
     def next_due(self) -> datetime | None:
         """When the next thing is due (:meth:`Store.next_due`)."""

@@ -430,6 +430,20 @@ def sync_raises_timeout():
     raise TimeoutError("upstream took too long")
 
 
+async def stopped_as_timeout():
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        raise TimeoutError("stopped") from None
+
+
+async def goes_on_when_stopped():
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        return "went on"
+
+
 class Namespace:
     @staticmethod
     def nested(a):
@@ -552,6 +566,18 @@ async def test_runs_due_to_stop_at_once_all_stop_and_leave_no_timer(module: Modu
     assert time.monotonic() - started < 2
     assert [r.outcome for r in results] == ["succeeded"] * 50 + ["timed_out"] * 50
     assert not jobs._Deadline._due.get(asyncio.get_running_loop())  # no timer left waiting
+
+
+async def test_timeouts_end_runs_as_asyncio_timeout_ends_its_block(module: ModuleType) -> None:
+    """A job that turns its timeout's cancellation into a TimeoutError timed out; one that
+    swallows it and returns succeeded, and its task is no longer being cancelled."""
+    stopped = await run(FunctionJob(f"{MODULE}:stopped_as_timeout"), limit=0.1)
+    assert stopped == JobResult("timed_out", error="timed out after 0.1s")
+    went_on = await run(FunctionJob(f"{MODULE}:goes_on_when_stopped"), limit=0.1)
+    assert went_on == JobResult("succeeded", result="went on")
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
 
 
 async def test_a_run_stopped_from_outside_is_cancelled_not_timed_out(module: ModuleType) -> None:

@@ -225,6 +225,26 @@ async def test_ended_runs_a_failed_claim_took_are_recorded_on_their_own(
     assert outcomes(await history(store)) == [("a", "10:01:00", 1, "succeeded")]
 
 
+async def test_runs_of_one_event_ended_together_settle_it_in_the_order_they_ended(
+    store: Store, clock: FakeClock, event: Make
+) -> None:
+    """Two runs of an event (overlap: allow) recorded in one batch: the event ends as
+    the later one left it, failed with a retry to come, not as the earlier success."""
+    await start(store, clock, event("a", overlap="allow", retry=RetryPolicy(attempts=1)))
+    first = await store.start_due(T0 + timedelta(minutes=1), "test:1", 10, "rev-1", 30)
+    second = await store.start_due(T0 + timedelta(minutes=2), "test:1", 10, "rev-1", 30)
+    ended = T0 + timedelta(minutes=2, seconds=1)
+    (run1,), (run2,) = first.started, second.started
+    batch = [
+        Finished(run1.execution_id, run1.spec, JobResult("succeeded"), ended, ended),
+        Finished(run2.execution_id, run2.spec, JobResult("failed", error="boom"), ended, ended),
+    ]
+    assert await store.finish(batch, "test:1") == {run1.execution_id, run2.execution_id}
+    stored = await store.get_event("a")
+    assert stored is not None
+    assert (stored.failure_count, stored.last_error) == (1, "boom")
+
+
 async def test_a_claim_records_the_runs_that_ended_before_it_decides(
     store: Store, clock: FakeClock, event: Make
 ) -> None:

@@ -138,7 +138,7 @@ def stderr_pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], str]]:
     yield written
     logs.flush()
     for handler in root.handlers:
-        if isinstance(handler, logs.LoopStreamHandler):
+        if isinstance(handler, logs.LoopStreamHandler) and handler.owned:
             handler.stream.close()
     root.handlers[:], root.level = handlers, level
     monkeypatch.undo()
