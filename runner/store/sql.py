@@ -1191,40 +1191,33 @@ _retry = bindparam("b_retry", type_=Boolean())
 _ended = (
     (events.c.status == "active") & events.c.next_execution.is_(None) & events.c.retry_at.is_(None)
 )
-_failure_count = case((bindparam("b_failed", type_=Boolean()), events.c.failure_count + 1), else_=0)
-_SETTLE = (
-    update(events)
-    .where(events.c.id == bindparam("b_id"))
-    .values(
-        failure_count=_failure_count,
-        retry_at=case((_retry, _param("retry_at", events.c.retry_at)), else_=events.c.retry_at),
-        retry_attempt=case(
-            (_retry, _param("retry_attempt", events.c.retry_attempt)),
-            else_=events.c.retry_attempt,
+
+
+def _settle(retry_columns: bool) -> Any:
+    """The update of the events of ended runs (:func:`_settle_values`): the failure
+    count, the last error, and a retry or the event's end. Without ``retry_columns``,
+    for runs not retried (most): the retry columns are not SET at all, which spares
+    SQLite the retry index (see :func:`_set_decision`)."""
+    values: dict[str, Any] = {
+        "failure_count": case(
+            (bindparam("b_failed", type_=Boolean()), events.c.failure_count + 1), else_=0
         ),
-        retry_scheduled_time=case(
-            (_retry, _param("retry_scheduled_time", events.c.retry_scheduled_time)),
-            else_=events.c.retry_scheduled_time,
-        ),
-        status=case(
-            (~_retry & _ended, _param("final_status", events.c.status)), else_=events.c.status
-        ),
-        last_error=_param("last_error", events.c.last_error),
-        updated_at=_param("now", events.c.updated_at),
-    )
-)
-# _SETTLE for the events of runs not retried (most): their retry columns not SET at all,
-# which spares SQLite the retry index (see _set_decision).
-_SETTLE_NO_RETRY = (
-    update(events)
-    .where(events.c.id == bindparam("b_id"))
-    .values(
-        failure_count=_failure_count,
-        status=case((_ended, _param("final_status", events.c.status)), else_=events.c.status),
-        last_error=_param("last_error", events.c.last_error),
-        updated_at=_param("now", events.c.updated_at),
-    )
-)
+        "last_error": _param("last_error", events.c.last_error),
+        "updated_at": _param("now", events.c.updated_at),
+    }
+    ended: Any = _ended
+    if retry_columns:
+        values |= {
+            name: case((_retry, _param(name, events.c[name])), else_=events.c[name])
+            for name in ("retry_at", "retry_attempt", "retry_scheduled_time")
+        }
+        ended = ~_retry & _ended
+    values["status"] = case((ended, _param("final_status", events.c.status)), else_=events.c.status)
+    return update(events).where(events.c.id == bindparam("b_id")).values(values)
+
+
+_SETTLE = _settle(retry_columns=True)
+_SETTLE_NO_RETRY = _settle(retry_columns=False)
 
 _WRITE_FAILED = (OperationalError, InterfaceError, OSError, sqlite3.OperationalError)
 # The columns of an execution record as a claim writes it (see _execution_row).
