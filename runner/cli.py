@@ -15,9 +15,11 @@ from runner.errors import ConfigError, NotFound, RunnerError
 # The commands import what they use when they run: ``--help``, ``validate``, ``next`` and
 # ``schema`` must start at once, without SQLAlchemy, Alembic or the service (issue 11).
 if TYPE_CHECKING:
+    import sqlite3
     from datetime import datetime
 
     from runner.plan import Plan
+    from runner.progress import Steps
     from runner.service import Result, SchedulerService
     from runner.specs import Config, EventSpec
     from runner.store.sql import Store
@@ -350,17 +352,51 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Housekeeping now: the config's policies and those registered through the library."""
     from runner import progress, views
+    from runner.dburl import sqlite_file
+    from runner.store import readonly
 
     config = _load(args)
+    url = database_url(args, config)
+    path = sqlite_file(url) if "?" not in url else None
+    db = readonly.connect(path) if path is not None else None
+    with progress.shown(sys.stderr, "cleaning", total=0) as steps:
+        if db is not None:
+            reports = _clean_file(db, url, args, config, steps)
+        else:
 
-    async def clean(service: SchedulerService) -> int:
-        with progress.shown(sys.stderr, "cleaning", total=0) as steps:
-            run = service.run_cleanup(args.dry_run, args.policy, config, steps)
-            reports = _data(await run)
-        print(json.dumps(reports, indent=2) if args.json else views.cleanup_table(reports))
-        return EXIT_FAIL if any(r["errors"] for r in reports) else EXIT_OK
+            async def clean(service: SchedulerService) -> list[dict[str, Any]]:
+                return _data(await service.run_cleanup(args.dry_run, args.policy, config, steps))
 
-    return _with_service(args, config, clean)
+            reports = _with_service(args, config, clean)
+    print(json.dumps(reports, indent=2) if args.json else views.cleanup_table(reports))
+    return EXIT_FAIL if any(r["errors"] for r in reports) else EXIT_OK
+
+
+def _clean_file(
+    db: sqlite3.Connection, url: str, args: argparse.Namespace, config: Config, steps: Steps
+) -> list[dict[str, Any]]:
+    """:meth:`SchedulerService.run_cleanup` for ``runner cleanup`` on an SQLite file at
+    the head revision, read and written with sqlite3 alone (:mod:`runner.store.reports`):
+    the config's policies and the registered ones, the runner's own files protected."""
+    import asyncio
+
+    from runner import housekeeper, safety, views
+    from runner.orphans import default_runner_id
+    from runner.store import reports as stored
+
+    try:
+        chosen = housekeeper.chosen([*config.cleanups, *stored.user_policies(db)], args.policy)
+        protected = [*safety.own_files((), url), *config.files]
+        keeper, now = config.settings.housekeeper, _now()
+        steps.total(sum(1 for p in chosen if p.enabled))
+        done = lambda _report: steps.done()  # noqa: E731
+        cleaned = housekeeper.run(chosen, keeper, now, protected, args.dry_run, done)
+        reports = asyncio.run(cleaned)
+        if keeper.report_enabled:
+            stored.save(db, reports, default_runner_id(), now)
+    finally:
+        db.close()
+    return [views.cleanup_json(r) for r in reports]
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:

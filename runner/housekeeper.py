@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runner import safety
+from runner.errors import NotFound
 from runner.results import MAX_REPORTED
 from runner.results import CleanupReport as Report
-from runner.specs import CleanupSpec
+from runner.specs import CleanupSpec, HousekeeperSettings
 
 log = logging.getLogger("runner.housekeeper")
 
@@ -434,6 +435,36 @@ def _apply(tree: _Tree, deletions: list[Deletion], report: Report) -> None:
         for info in tree.delete(parent, by_directory[parent]):
             report.deleted += 1
             report.bytes_freed += info.st_size if info.st_nlink == 1 else 0
+
+
+def chosen(known: Sequence[CleanupSpec], names: Sequence[str]) -> list[CleanupSpec]:
+    """Of ``known``, the policies ``names`` names (all of them when it names none);
+    :class:`NotFound` for a name no policy has."""
+    unknown = set(names) - {spec.name for spec in known}
+    if unknown:
+        raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
+    return [spec for spec in known if not names or spec.name in names]
+
+
+async def run(
+    policies: Sequence[CleanupSpec],
+    settings: HousekeeperSettings,
+    now: datetime,
+    protected_files: Sequence[str] = (),
+    dry_run: bool = False,
+    finished: Callable[[Report], None] = lambda _report: None,
+) -> list[Report]:
+    """Run ``policies`` under the housekeeper ``settings`` (their default retention, dry
+    run and concurrency); ``finished`` hears of each report as its policy is done."""
+    return await clean_all(
+        policies,
+        now,
+        settings.default_retention,
+        dry_run or settings.dry_run,
+        settings.concurrent_cleanups,
+        protected_files,
+        finished,
+    )
 
 
 async def clean_all(

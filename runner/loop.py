@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,11 +56,6 @@ def _log_failure(task: asyncio.Task[list[CleanupReport]]) -> None:
         log.error("housekeeping failed", exc_info=task.exception())
 
 
-def default_runner_id() -> str:
-    """``host:pid``: unique among live runners, readable in history."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 @dataclass
 class _Run:
     started: Started
@@ -84,15 +77,7 @@ async def run_housekeeping(
     """Run ``policies`` under the housekeeper settings and store the reports;
     ``finished`` hears of each as its policy is done."""
     keeper = settings.housekeeper
-    reports = await housekeeper.clean_all(
-        policies,
-        now,
-        keeper.default_retention,
-        dry_run or keeper.dry_run,
-        keeper.concurrent_cleanups,
-        protected_files,
-        finished,
-    )
+    reports = await housekeeper.run(policies, keeper, now, protected_files, dry_run, finished)
     if keeper.report_enabled:
         await store.save_cleanup_reports(reports, runner_id, now)
     return reports
@@ -117,7 +102,7 @@ class Runner:
         # Names events may call: the program's registrations, then the config's (read live).
         self.functions = functions or Functions(lambda: self.settings.functions)
         self.clock = clock
-        self.runner_id = runner_id or default_runner_id()
+        self.runner_id = runner_id or orphans.default_runner_id()
         self.revision = revision
         self.wake = asyncio.Event()
         self.runs: dict[int, _Run] = {}

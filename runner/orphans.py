@@ -33,6 +33,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 @cache
+def default_runner_id() -> str:
+    """``host:pid``: unique among live runners, readable in history."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 

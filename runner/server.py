@@ -19,8 +19,9 @@ from runner import logs, reconciler, safety
 from runner.clock import Clock
 from runner.dburl import sqlite_file
 from runner.errors import RunnerError
-from runner.loop import Runner, default_runner_id
+from runner.loop import Runner
 from runner.metrics import Metrics
+from runner.orphans import default_runner_id
 from runner.specs import Config
 from runner.store.sql import Store
 

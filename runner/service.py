@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from runner import config as configs
-from runner import design, functions, safety, schedules
+from runner import design, functions, housekeeper, safety, schedules
 from runner.clock import Clock, SystemClock
 from runner.errors import Conflict, Invalid, NotFound, StoreError
 from runner.functions import Functions
-from runner.loop import Runner, default_runner_id, run_housekeeping
+from runner.loop import Runner, run_housekeeping
+from runner.orphans import default_runner_id
 from runner.progress import Steps
 from runner.result import Result, error_code
 from runner.specs import Config, Settings
@@ -425,10 +426,7 @@ class SchedulerService:
                 known = await self.store.cleanup_policies()
             else:
                 known = [*config.cleanups, *await self.store.cleanup_policies(source="user")]
-            unknown = set(policies) - {p.name for p in known}
-            if unknown:
-                raise NotFound(f"no cleanup policy named {', '.join(sorted(unknown))}")
-            chosen = [p for p in known if not policies or p.name in policies]
+            chosen = housekeeper.chosen(known, policies)
             runner_id = self.runner.runner_id if self.runner else default_runner_id()
             protected = [
                 *(self.runner.protected_files if self.runner else []),

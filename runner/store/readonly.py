@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,44 @@ EVENTS = (
 CLEANUPS = "SELECT name, source, CAST(spec AS TEXT), spec_hash FROM scheduler_cleanup_configs"
 
 
-def read(path: str) -> Declared | None:
-    """The config state and every stored declaration of the SQLite file at ``path``, as
-    reconcile reads them; None where this cannot tell: no such file, or a schema that is
-    not at the :func:`head` revision (the store migrates it first)."""
+def sqlite_text(value: datetime | None) -> str | None:
+    """``value`` as an SQLite file holds an instant: naive UTC text, to the microsecond
+    (what the store's ``UTCDateTime`` binds)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+
+
+def connect(path: str) -> sqlite3.Connection | None:
+    """A connection to the SQLite file at ``path`` (no transaction begun for it), if the
+    file is there and its schema at the :func:`head` revision; else None (the store
+    creates or migrates it)."""
     if not os.path.isfile(path):
         return None
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
     try:
+        if _revision(connection) == head():
+            return connection
+    except BaseException:
+        connection.close()
+        raise
+    connection.close()
+    return None
+
+
+def read(path: str) -> Declared | None:
+    """The config state and every stored declaration of the SQLite file at ``path``, as
+    reconcile reads them; None where this cannot tell: no such file, or a schema that is
+    not at the :func:`head` revision (the store migrates it first)."""
+    connection = connect(path)
+    if connection is None:
+        return None
+    try:
         connection.execute("BEGIN")  # one snapshot for all three reads
-        if _revision(connection) != head():
-            return None
         found = connection.execute(
             'SELECT value FROM scheduler_state WHERE "key" = ?', (CONFIG_STATE,)
         ).fetchone()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -62,6 +61,7 @@ from runner.store import reconcile as reconciling
 from runner.store.hot import Hot
 from runner.store.readonly import CONFIG_STATE, REMOVED
 from runner.store.reconcile import cleanup_row, event_row, runtime
+from runner.store.reports import last_report, report_row
 from runner.store.tables import (
     UTCDateTime,
     cleanup_configs,
@@ -831,14 +831,13 @@ class Store:
         if not reports:
             return
         async with self._write() as conn:
-            rows = [_report_row(r, runner_id) for r in reports]
+            rows = [report_row(r, runner_id) for r in reports]
             await conn.execute(insert(cleanup_reports), rows)
             for report, row in zip(reports, rows, strict=True):
-                summary = {k: v for k, v in row.items() if k not in ("would_delete", "policy")}
                 await conn.execute(
                     update(cleanup_configs)
                     .where(cleanup_configs.c.name == report.policy)
-                    .values(last_run=now, last_report=_jsonable(summary), updated_at=now)
+                    .values(last_run=now, last_report=last_report(row), updated_at=now)
                 )
 
     async def cleanup_reports(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -1084,16 +1083,6 @@ def _to_execution(row: Any) -> ExecutionRow:
         config_revision=row.config_revision,
         trace_session_id=row.trace_session_id,
     )
-
-
-def _report_row(report: CleanupReport, runner_id: str) -> dict[str, Any]:
-    values = dataclasses.asdict(report)
-    values["runner_id"] = runner_id
-    return values
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _earliest(column: Any, where: Any) -> Any:

@@ -30,6 +30,8 @@ from sqlalchemy import Column as C
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from runner.store.readonly import sqlite_text
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -71,7 +73,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return _sqlite_text(value)
+            return sqlite_text(value)
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
         return value.astimezone(UTC)
@@ -84,24 +86,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name == "sqlite":
-            return _sqlite_text
+            return sqlite_text
         return super().bind_processor(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
         if dialect.name == "sqlite":
             return _sqlite_instant
         return super().result_processor(dialect, coltype)
-
-
-def _sqlite_text(value: datetime | None) -> str | None:
-    """``value`` as SQLite's text: naive UTC, to the microsecond."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
 def _sqlite_instant(value: Any) -> datetime | None:
