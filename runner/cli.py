@@ -351,6 +351,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Housekeeping now: the config's policies and those registered through the library."""
+    import sqlite3
+
     from runner import progress, views
     from runner.dburl import sqlite_file
     from runner.store import readonly
@@ -358,7 +360,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     config = _load(args)
     url = database_url(args, config)
     path = sqlite_file(url) if "?" not in url else None
-    db = readonly.connect(path) if path is not None else None
+    try:
+        db = readonly.connect(path) if path is not None else None
+    except sqlite3.Error:
+        db = None  # the store opens it again, and says what is wrong
     with progress.shown(sys.stderr, "cleaning", total=0) as steps:
         if db is not None:
             reports = _clean_file(db, url, args, config, steps)

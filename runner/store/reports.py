@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from runner.errors import StoreError
 from runner.results import CleanupReport
 from runner.specs import CleanupSpec
 from runner.store.readonly import sqlite_text
@@ -39,7 +40,11 @@ _LAST_RUN = (
 
 def user_policies(db: sqlite3.Connection) -> list[CleanupSpec]:
     """The policies registered through the library or the API, by priority then name."""
-    return [CleanupSpec.from_json(json.loads(spec)) for (spec,) in db.execute(USER_POLICIES)]
+    try:
+        found = db.execute(USER_POLICIES).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"database read failed: {exc}") from exc
+    return [CleanupSpec.from_json(json.loads(spec)) for (spec,) in found]
 
 
 def report_row(report: CleanupReport, runner_id: str) -> dict[str, Any]:
@@ -63,6 +68,15 @@ def save(
     """Store each report and remember it as its policy's last run, in one transaction."""
     if not reports:
         return
+    try:
+        _save(db, reports, runner_id, now)
+    except sqlite3.Error as exc:
+        raise StoreError(f"database write failed: {exc}") from exc
+
+
+def _save(
+    db: sqlite3.Connection, reports: Sequence[CleanupReport], runner_id: str, now: datetime
+) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         for report in reports:
@@ -84,5 +98,6 @@ def save(
             db.execute(_LAST_RUN, (sqlite_text(now), summary, sqlite_text(now), report.policy))
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise

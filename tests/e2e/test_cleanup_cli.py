@@ -220,6 +220,33 @@ def test_cleanup_stores_reports_without_a_prior_apply(trees: Cli) -> None:
     assert [r["policy"] for r in trees.rows("scheduler_cleanup_reports")] == ["cache", "logs"]
 
 
+def test_a_database_file_that_is_not_one_is_an_error_and_nothing_is_deleted(
+    trees: Cli,
+) -> None:
+    trees.db_path.parent.mkdir(parents=True, exist_ok=True)
+    trees.db_path.write_bytes(b"not a database, " * 64)
+    before = files(trees.cwd / "logs")
+    done = trees("cleanup")  # no traceback (checked by the fixture)
+    assert done.returncode == 1
+    assert "database" in done.stderr
+    assert files(trees.cwd / "logs") == before
+    assert trees.db_path.read_bytes() == b"not a database, " * 64
+
+
+def test_cleanup_of_a_database_locked_past_the_busy_timeout_fails_clearly(
+    trees: Cli,
+) -> None:
+    assert trees("apply").returncode == 0
+    holder = sqlite3.connect(trees.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the busy timeout
+    try:
+        done = trees("cleanup")
+    finally:
+        holder.close()
+    assert done.returncode == 1
+    assert "database write failed" in done.stderr
+
+
 def test_cleanup_json(trees: Cli) -> None:
     status, out, err = trees.main("cleanup", "--json")
     assert status == 0, err
