@@ -32,12 +32,12 @@ log = logging.getLogger("runner.job")
 _PR_SET_PDEATHSIG = 1
 
 
-@cache
 def default_runner_id() -> str:
     """``host:pid``: unique among live runners, readable in history."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@cache
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
