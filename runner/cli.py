@@ -354,12 +354,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     import sqlite3
 
     from runner import progress, views
-    from runner.dburl import sqlite_file
     from runner.store import readonly
 
     config = _load(args)
     url = database_url(args, config)
-    path = sqlite_file(url) if "?" not in url else None
+    path = readonly.path_of(url)
     try:
         db = readonly.connect(path) if path is not None else None
     except sqlite3.Error:

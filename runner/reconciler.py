@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from runner import config as configs
 from runner import notify
 from runner.clock import Clock
-from runner.dburl import sqlite_file
 from runner.errors import Conflict, RunnerError
 from runner.plan import Plan, diff
 from runner.specs import Config, Settings
@@ -99,8 +98,8 @@ def apply_to(url: str, config: Config, now: datetime, allow_empty: bool = False)
 def _read_sqlite(url: str) -> readonly.Declared | None:
     """What the SQLite file ``url`` names holds (:func:`readonly.read`); None for other
     databases, URLs with options (``?...``) and whatever that cannot read."""
-    path = sqlite_file(url)
-    if path is None or "?" in url:
+    path = readonly.path_of(url)
+    if path is None:
         return None
     try:
         return readonly.read(path)

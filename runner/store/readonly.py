@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.dburl import sqlite_file
 from runner.plan import Plan, Stored
 from runner.specs import Config
 
@@ -52,6 +53,12 @@ def sqlite_text(value: datetime | None) -> str | None:
             raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+
+
+def path_of(url: str) -> str | None:
+    """The SQLite file ``url`` names, where this module can read it as the store would:
+    None for other databases and for URLs with options (``?...``)."""
+    return None if "?" in url else sqlite_file(url)
 
 
 def connect(path: str) -> sqlite3.Connection | None:
